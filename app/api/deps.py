@@ -1,0 +1,64 @@
+"""Shared dependencies: settings, database session, Redis, the authenticated client and scopes."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.exceptions import AuthenticationError, PermissionDeniedError
+from app.core.security import Principal, TokenVerifier
+from app.db.database import get_db
+
+
+def get_settings_from_app(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_redis(request: Request) -> Redis:
+    redis: Redis = request.app.state.redis
+    return redis
+
+
+def get_token_verifier(request: Request) -> TokenVerifier:
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return verifier
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
+SessionDep = Annotated[AsyncSession, Depends(get_db)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+
+bearer_scheme = HTTPBearer(auto_error=False, description="A JWT; `make token sub=NAME` mints one locally.")
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    verifier: Annotated[TokenVerifier, Depends(get_token_verifier)],
+) -> Principal:
+    if credentials is None:
+        raise AuthenticationError("Send an 'Authorization: Bearer <token>' header.")
+    principal = await verifier.verify(credentials.credentials)
+    # For the access log, which runs outside the dependency system.
+    request.state.client_sub = principal.sub
+    return principal
+
+
+CurrentClient = Annotated[Principal, Depends(authenticate)]
+
+
+def require_scopes(*scopes: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A route dependency: the client's token must carry every one of `scopes`."""
+
+    async def check(client: CurrentClient) -> Principal:
+        missing = [scope for scope in scopes if scope not in client.scopes]
+        if missing:
+            raise PermissionDeniedError(f"The token lacks the scope(s): {', '.join(missing)}.")
+        return client
+
+    return check

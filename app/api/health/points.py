@@ -1,0 +1,32 @@
+"""Probes for an orchestrator: public, outside the versioned API and its rate limit."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from app.api.deps import RedisDep, SettingsDep
+from app.api.health.models import Liveness, Readiness
+from app.api.health.service import HealthService
+from app.db.database import engine
+from app.db.migrations import newest_migration_version
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+def get_health_service(settings: SettingsDep, redis: RedisDep) -> HealthService:
+    return HealthService(engine, redis, newest_migration_version(), settings.HEALTH_CHECK_TIMEOUT_SECONDS)
+
+
+HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]
+
+
+@router.get("/live")
+async def live() -> Liveness:
+    """The process is up and serving requests."""
+    return Liveness()
+
+
+@router.get("/ready", responses={503: {"description": "A dependency is unreachable or the schema is behind"}})
+async def ready(health: HealthServiceDep) -> Readiness:
+    """PostgreSQL and Redis answer within a short timeout and the schema is fully migrated."""
+    return await health.readiness()

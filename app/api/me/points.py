@@ -1,0 +1,12 @@
+from fastapi import APIRouter
+
+from app.api.deps import CurrentClient
+from app.core.security import Principal
+
+router = APIRouter(prefix="/me", tags=["auth"])
+
+
+@router.get("")
+async def read_me(client: CurrentClient) -> Principal:
+    """The authenticated client: the token's subject and its scopes."""
+    return client

@@ -1,0 +1,193 @@
+"""BaseTable[Model]: the generic async repository every table class extends.
+
+Repositories add and flush; they never commit. The service method that completes a use case
+commits once, so a use case that writes several tables is atomic.
+"""
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
+
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Table, delete, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
+
+from app.core.exceptions import ValidationFailedError
+from app.utils.time import utcnow
+
+ModelT = TypeVar("ModelT", bound=SQLModel)
+
+DEFAULT_MAX_ROWS = 1000
+SOFT_DELETE_COLUMN = "deleted_at"
+UPDATED_AT_COLUMN = "updated_at"
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[ModelT]):
+    items: list[ModelT]
+    next_cursor: str | None
+
+
+class BaseTable(Generic[ModelT]):
+    """Subclass as `class MessagesTable(BaseTable[Message])`; the model class is read from that."""
+
+    model: type[ModelT]
+    # Keyset order for page(): newest first, ties broken by primary key. Both must be indexed.
+    page_order: ClassVar[tuple[str, ...]] = ("created_at", "id")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is BaseTable:
+                (cls.model,) = get_args(base)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    async def first_or_default(self, id: uuid.UUID, *, include_deleted: bool = False) -> ModelT | None:
+        return await self.first_by(include_deleted=include_deleted, id=id)
+
+    async def first_by(self, *, include_deleted: bool = False, **filters: Any) -> ModelT | None:
+        statement = select(self.model).where(*self._conditions(filters, include_deleted)).limit(1)
+        return (await self.session.scalars(statement)).first()
+
+    async def all(self, *, limit: int = DEFAULT_MAX_ROWS, include_deleted: bool = False) -> list[ModelT]:
+        return await self.all_by(limit=limit, include_deleted=include_deleted)
+
+    async def all_by(
+        self, *, limit: int = DEFAULT_MAX_ROWS, include_deleted: bool = False, **filters: Any
+    ) -> list[ModelT]:
+        statement = (
+            select(self.model).where(*self._conditions(filters, include_deleted)).order_by(*self._order()).limit(limit)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def all_count(self, *, include_deleted: bool = False, **filters: Any) -> int:
+        statement = select(func.count()).select_from(self._table).where(*self._conditions(filters, include_deleted))
+        return int((await self.session.scalar(statement)) or 0)
+
+    async def page(
+        self, limit: int, cursor: str | None = None, *, include_deleted: bool = False, **filters: Any
+    ) -> Page[ModelT]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        conditions = self._conditions(filters, include_deleted)
+        if cursor is not None:
+            keys = tuple_(*(self._column(name) for name in self.page_order))
+            conditions.append(keys < tuple_(*self._decode_cursor(cursor)))
+        statement = select(self.model).where(*conditions).order_by(*self._order()).limit(limit + 1)
+        rows = list((await self.session.scalars(statement)).all())
+        if len(rows) <= limit:
+            return Page(items=rows, next_cursor=None)
+        items = rows[:limit]
+        return Page(items=items, next_cursor=self._encode_cursor(items[-1]))
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    async def insert_model(self, model: ModelT) -> ModelT:
+        self.session.add(model)
+        await self.session.flush()
+        await self.session.refresh(model)
+        return model
+
+    async def update(self, id: uuid.UUID, data: Mapping[str, Any] | BaseModel) -> ModelT | None:
+        changes = data.model_dump(exclude_unset=True) if isinstance(data, BaseModel) else dict(data)
+        for name in changes:
+            self._column(name)
+        row = await self.first_or_default(id)
+        if row is None:
+            return None
+        for name, value in changes.items():
+            setattr(row, name, value)
+        return await self.update_model(row)
+
+    async def update_model(self, model: ModelT) -> ModelT:
+        if UPDATED_AT_COLUMN in self._table.c:
+            setattr(model, UPDATED_AT_COLUMN, utcnow())
+        self.session.add(model)
+        await self.session.flush()
+        await self.session.refresh(model)
+        return model
+
+    async def delete(self, id: uuid.UUID) -> bool:
+        id_column = self._column("id")
+        statement = delete(self.model).where(id_column == id).returning(id_column)
+        return (await self.session.scalar(statement)) is not None
+
+    async def soft_delete(self, id: uuid.UUID) -> bool:
+        deleted_at = self._column(SOFT_DELETE_COLUMN)
+        id_column = self._column("id")
+        values: dict[str, Any] = {SOFT_DELETE_COLUMN: utcnow()}
+        if UPDATED_AT_COLUMN in self._table.c:
+            values[UPDATED_AT_COLUMN] = values[SOFT_DELETE_COLUMN]
+        statement = (
+            update(self.model)
+            .where(id_column == id, deleted_at.is_(None))
+            .values(values)
+            .returning(id_column)
+            .execution_options(synchronize_session="fetch")
+        )
+        return (await self.session.scalar(statement)) is not None
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    @property
+    def _table(self) -> Table:
+        table = self.model.__table__  # type: ignore[attr-defined]
+        assert isinstance(table, Table)
+        return table
+
+    def _column(self, name: str) -> ColumnElement[Any]:
+        try:
+            return self._table.c[name]
+        except KeyError:
+            raise ValueError(f"{self.model.__name__} has no column {name!r}") from None
+
+    def _conditions(self, filters: Mapping[str, Any], include_deleted: bool) -> list[ColumnElement[bool]]:
+        conditions = [
+            self._column(name).is_(None) if value is None else self._column(name) == value
+            for name, value in filters.items()
+        ]
+        if not include_deleted and SOFT_DELETE_COLUMN in self._table.c:
+            conditions.append(self._table.c[SOFT_DELETE_COLUMN].is_(None))
+        return conditions
+
+    def _order(self) -> list[ColumnElement[Any]]:
+        return [self._column(name).desc() for name in self.page_order]
+
+    def _encode_cursor(self, row: ModelT) -> str:
+        values = [getattr(row, name) for name in self.page_order]
+        raw = json.dumps([v.isoformat() if isinstance(v, datetime) else str(v) for v in values])
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    def _decode_cursor(self, cursor: str) -> Sequence[Any]:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            values = json.loads(raw)
+            if not isinstance(values, list) or len(values) != len(self.page_order):
+                raise ValueError("wrong shape")
+            return [_parse_key(self._column(n), v) for n, v in zip(self.page_order, values, strict=True)]
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise ValidationFailedError("The cursor is not valid; pass the next_cursor of a previous page.") from None
+
+
+def _parse_key(column: ColumnElement[Any], value: Any) -> Any:
+    if not isinstance(value, str):
+        raise TypeError("cursor values are strings")
+    python_type = column.type.python_type
+    if python_type is datetime:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("cursor timestamps are timezone-aware")
+        return parsed
+    if python_type is uuid.UUID:
+        return uuid.UUID(value)
+    return python_type(value)

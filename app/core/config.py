@@ -1,0 +1,128 @@
+"""Application settings: the only module that reads the environment."""
+
+from functools import lru_cache
+from typing import Annotated, Literal, Self
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Environment = Literal["local", "test", "dev", "staging", "prod"]
+LogFormat = Literal["text", "json"]
+
+# Deliberately recognisable: refused outside local/test so it can never sign production tokens.
+DEV_JWT_SECRET = "local-development-secret-change-me-0123456789"  # noqa: S105 - public on purpose
+LOCAL_ENVIRONMENTS: frozenset[str] = frozenset({"local", "test"})
+
+
+def _split_csv(value: object) -> object:
+    """Accept `a,b,c` (how people write environment variables) as well as a list."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Application
+    APP_NAME: str = "fastapi-postgres-stack"
+    APP_ENVIRONMENT: Environment = "local"
+    APP_VERSION: str = "0.1.0"
+    LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: LogFormat | None = None
+    DOCS_ENABLED: bool = True
+
+    # PostgreSQL
+    DB_HOST: str = "localhost"
+    DB_PORT: int = 5432
+    DB_NAME: str = "app"
+    DB_USERNAME: str = "postgres"
+    DB_PASSWORD: SecretStr = SecretStr("")
+    DB_POOL_SIZE: int = Field(default=5, ge=1)
+    DB_MAX_OVERFLOW: int = Field(default=10, ge=0)
+    DB_POOL_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+
+    # Redis
+    REDIS_HOST: str = "localhost"
+    REDIS_PORT: int = 6379
+    REDIS_DB: int = Field(default=0, ge=0)
+    REDIS_PASSWORD: SecretStr | None = None
+
+    # HTTP edge
+    CORS_ALLOW_ORIGINS: Annotated[list[str], NoDecode] = [
+        "http://localhost:3000",
+        "http://localhost:5173",
+        "http://localhost:8080",
+    ]
+    MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1)
+    HEALTH_CHECK_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
+
+    # Authentication
+    JWT_SECRET: SecretStr = SecretStr(DEV_JWT_SECRET)
+    JWT_ISSUER: str | None = None
+    JWT_AUDIENCE: str | None = None
+    JWT_JWKS_URL: str | None = None
+    JWT_JWKS_CACHE_SECONDS: int = Field(default=300, ge=1)
+    JWT_LEEWAY_SECONDS: int = Field(default=30, ge=0)
+
+    # Observability
+    SENTRY_DSN: SecretStr | None = None
+
+    @field_validator("CORS_ALLOW_ORIGINS", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("JWT_ISSUER", "JWT_AUDIENCE", "JWT_JWKS_URL", "LOG_FORMAT", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Self:
+        if self.is_local:
+            return self
+        problems: list[str] = []
+        if self.JWT_JWKS_URL is None and self.JWT_SECRET.get_secret_value() == DEV_JWT_SECRET:
+            problems.append("JWT_SECRET is the development secret; set a random secret of 32+ characters")
+        elif self.JWT_JWKS_URL is None and len(self.JWT_SECRET.get_secret_value()) < 32:
+            problems.append("JWT_SECRET is shorter than 32 characters")
+        if "*" in self.CORS_ALLOW_ORIGINS:
+            problems.append("CORS_ALLOW_ORIGINS contains '*'; list the allowed origins")
+        if self.DOCS_ENABLED and "DOCS_ENABLED" not in self.model_fields_set:
+            problems.append("API docs are on by default; set DOCS_ENABLED=false, or true to publish them")
+        if problems:
+            raise ValueError(f"unsafe settings for APP_ENVIRONMENT={self.APP_ENVIRONMENT}: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.APP_ENVIRONMENT in LOCAL_ENVIRONMENTS
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL for the async engine."""
+        return self._postgres_url("postgresql+asyncpg")
+
+    @property
+    def dbmate_url(self) -> str:
+        """URL for dbmate; local PostgreSQL has no TLS, so say so explicitly."""
+        return self._postgres_url("postgres") + "?sslmode=disable"
+
+    @property
+    def redis_url(self) -> str:
+        password = self.REDIS_PASSWORD.get_secret_value() if self.REDIS_PASSWORD else ""
+        auth = f":{quote(password, safe='')}@" if password else ""
+        return f"redis://{auth}{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
+
+    def _postgres_url(self, scheme: str) -> str:
+        password = self.DB_PASSWORD.get_secret_value()
+        user = quote(self.DB_USERNAME, safe="")
+        auth = f"{user}:{quote(password, safe='')}" if password else user
+        return f"{scheme}://{auth}@{self.DB_HOST}:{self.DB_PORT}/{self.DB_NAME}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

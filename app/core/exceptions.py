@@ -1,0 +1,64 @@
+"""Domain errors. Services raise these; app/handler/exception_handlers.py renders them."""
+
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    """Base of every error the API answers on purpose; `status_code` and `title` shape the problem."""
+
+    status_code: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal Server Error"
+
+    def __init__(
+        self, detail: str, *, headers: dict[str, str] | None = None, extensions: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        # Extra problem members (RFC 9457 extensions), e.g. per-check results on a 503.
+        self.extensions = extensions or {}
+
+
+class BadRequestError(AppError):
+    status_code = 400
+    title = "Bad Request"
+
+
+class AuthenticationError(AppError):
+    status_code = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+class PermissionDeniedError(AppError):
+    status_code = 403
+    title = "Forbidden"
+
+
+class NotFoundError(AppError):
+    status_code = 404
+    title = "Not Found"
+
+
+class ConflictError(AppError):
+    status_code = 409
+    title = "Conflict"
+
+
+class ValidationFailedError(AppError):
+    """A business rule rejected otherwise well-formed input."""
+
+    status_code = 422
+    title = "Unprocessable Content"
+
+
+class RateLimitedError(AppError):
+    status_code = 429
+    title = "Too Many Requests"
+
+
+class ServiceUnavailableError(AppError):
+    status_code = 503
+    title = "Service Unavailable"

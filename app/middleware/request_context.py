@@ -1,0 +1,74 @@
+"""Request id in and out, access log and last-resort 500, as a pure ASGI middleware."""
+
+import re
+import time
+from uuid import uuid4
+
+from loguru import logger
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.context import request_id_var
+from app.handler.exception_handlers import UNEXPECTED_ERROR_DETAIL
+from app.handler.problem import problem_response
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Accept a caller's id only if it is safe to log and echo; otherwise mint our own.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def resolve_request_id(incoming: str | None) -> str:
+    if incoming and _VALID_REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return uuid4().hex
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = resolve_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        scope.setdefault("state", {})["request_id"] = request_id
+        status_code = 500
+        response_started = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status_code, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_code = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            with logger.contextualize(request_id=request_id):
+                try:
+                    await self.app(scope, receive, send_with_request_id)
+                except Exception:
+                    logger.exception("Unhandled error")
+                    if response_started:
+                        raise
+                    await problem_response(500, UNEXPECTED_ERROR_DETAIL)(scope, receive, send_with_request_id)
+                finally:
+                    _log_access(scope, status_code, time.perf_counter() - started)
+        finally:
+            request_id_var.reset(token)
+
+
+def _log_access(scope: Scope, status_code: int, elapsed: float) -> None:
+    route = scope.get("route")
+    fields = {
+        "method": scope["method"],
+        "route": getattr(route, "path", None) or scope["path"],
+        "status": status_code,
+        "duration_ms": round(elapsed * 1000, 2),
+        "client_sub": scope.get("state", {}).get("client_sub"),
+    }
+    logger.info("{method} {route} {status} {duration_ms}ms", **fields)

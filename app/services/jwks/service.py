@@ -1,0 +1,69 @@
+"""Signing keys from an identity provider's JWKS endpoint, cached and refreshed on rotation."""
+
+import asyncio
+import time
+from typing import Any
+
+import backoff
+import httpx
+from cachetools import TTLCache
+from loguru import logger
+
+from app.core.exceptions import AuthenticationError, ServiceUnavailableError
+from app.services.jwks.constants import (
+    JWKS_FETCH_MAX_TRIES,
+    JWKS_FETCH_TIMEOUT_SECONDS,
+    JWKS_MIN_REFRESH_INTERVAL_SECONDS,
+)
+
+_CACHE_KEY = "keys"
+
+
+def _is_client_error(exc: Exception) -> bool:
+    """A 4xx will not fix itself on retry; network errors and 5xx might."""
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code < 500
+
+
+class JwksClient:
+    def __init__(self, url: str, http_client: httpx.AsyncClient, cache_seconds: int) -> None:
+        self.url = url
+        self.http_client = http_client
+        # cachetools' @cached does not work on coroutines; a TTLCache plus a lock does.
+        self._cache: TTLCache[str, dict[str, dict[str, Any]]] = TTLCache(maxsize=1, ttl=cache_seconds)
+        self._lock = asyncio.Lock()
+        self._last_fetch = float("-inf")
+
+    async def get_key(self, kid: str) -> dict[str, Any]:
+        keys = await self._keys(force=False)
+        if kid not in keys:
+            keys = await self._keys(force=True)
+        try:
+            return keys[kid]
+        except KeyError:
+            raise AuthenticationError("The token was signed with an unknown key.") from None
+
+    async def _keys(self, *, force: bool) -> dict[str, dict[str, Any]]:
+        async with self._lock:
+            cached = self._cache.get(_CACHE_KEY)
+            recently = time.monotonic() - self._last_fetch < JWKS_MIN_REFRESH_INTERVAL_SECONDS
+            if cached is not None and (not force or recently):
+                return cached
+            try:
+                keys = await self._fetch()
+            except (httpx.HTTPError, ValueError) as exc:
+                logger.warning("JWKS fetch from {} failed: {}", self.url, exc)
+                raise ServiceUnavailableError("The identity provider's signing keys are unavailable.") from None
+            self._last_fetch = time.monotonic()
+            self._cache[_CACHE_KEY] = keys
+            return keys
+
+    @backoff.on_exception(
+        backoff.expo, httpx.HTTPError, max_tries=JWKS_FETCH_MAX_TRIES, factor=0.2, giveup=_is_client_error
+    )
+    async def _fetch(self) -> dict[str, dict[str, Any]]:
+        response = await self.http_client.get(self.url, timeout=JWKS_FETCH_TIMEOUT_SECONDS)
+        response.raise_for_status()
+        document = response.json()
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError("the JWKS document has no 'keys' list")
+        return {key["kid"]: key for key in document["keys"] if isinstance(key, dict) and "kid" in key}
