@@ -42,7 +42,7 @@ async def authenticate(
     verifier: Annotated[TokenVerifier, Depends(get_token_verifier)],
 ) -> Principal:
     if credentials is None:
-        raise AuthenticationError("Send an 'Authorization: Bearer <token>' header.")
+        raise AuthenticationError("Send an 'Authorization: Bearer <token>' header.", token_sent=False)
     principal = await verifier.verify(credentials.credentials)
     # For the access log, which runs outside the dependency system.
     request.state.client_sub = principal.sub
@@ -58,7 +58,10 @@ def require_scopes(*scopes: str) -> Callable[[Principal], Awaitable[Principal]]:
     async def check(client: CurrentClient) -> Principal:
         missing = [scope for scope in scopes if scope not in client.scopes]
         if missing:
-            raise PermissionDeniedError(f"The token lacks the scope(s): {', '.join(missing)}.")
+            challenge = f'Bearer error="insufficient_scope", scope="{" ".join(scopes)}"'  # RFC 6750 section 3.1
+            raise PermissionDeniedError(
+                f"The token lacks the scope(s): {', '.join(missing)}.", headers={"WWW-Authenticate": challenge}
+            )
         return client
 
     return check

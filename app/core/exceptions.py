@@ -28,8 +28,10 @@ class AuthenticationError(AppError):
     status_code = 401
     title = "Unauthorized"
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    def __init__(self, detail: str, *, token_sent: bool = True) -> None:
+        # RFC 6750 section 3.1: a request without credentials gets the challenge but no error code.
+        challenge = 'Bearer error="invalid_token"' if token_sent else "Bearer"
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
 class PermissionDeniedError(AppError):

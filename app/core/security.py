@@ -33,6 +33,11 @@ class TokenVerifier:
         self.settings = settings
         self.jwks = jwks
         self.algorithms = list(JWKS_ALGORITHMS if jwks else SHARED_SECRET_ALGORITHMS)
+        self.required_claims = ["exp", "sub"]
+        if settings.JWT_ISSUER is not None:
+            self.required_claims.append("iss")
+        if settings.JWT_AUDIENCE is not None:
+            self.required_claims.append("aud")
 
     async def verify(self, token: str) -> Principal:
         try:
@@ -57,14 +62,9 @@ class TokenVerifier:
 
     def _decode(self, token: str, key: str | dict[str, Any]) -> dict[str, Any]:
         settings = self.settings
-        options = {
-            "require_exp": True,
-            "require_sub": True,
-            "verify_aud": settings.JWT_AUDIENCE is not None,
-            "require_aud": settings.JWT_AUDIENCE is not None,
-            "require_iss": settings.JWT_ISSUER is not None,
-            "leeway": settings.JWT_LEEWAY_SECONDS,
-        }
+        # Required claims are checked below, not with python-jose's `require_*` options: jose reports
+        # a missing claim as a bare JWTError, indistinguishable from a bad signature.
+        options = {"verify_aud": settings.JWT_AUDIENCE is not None, "leeway": settings.JWT_LEEWAY_SECONDS}
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -77,9 +77,12 @@ class TokenVerifier:
         except ExpiredSignatureError:
             raise AuthenticationError("The token has expired.") from None
         except JWTClaimsError as exc:
-            raise AuthenticationError(f"The token's claims are not accepted: {exc}.") from None
+            raise AuthenticationError(f"The token's claims are not accepted: {str(exc).rstrip('.')}.") from None
         except JWTError:
             raise AuthenticationError("The token signature is not valid.") from None
+        missing = [name for name in self.required_claims if name not in claims]
+        if missing:
+            raise AuthenticationError(f"The token lacks the required claim(s): {', '.join(missing)}.")
         return claims
 
 

@@ -18,12 +18,13 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
+    # Extensions add members but never replace the standard ones: a problem's `status` is its HTTP status.
     body: dict[str, Any] = {
+        **extensions,
         "type": "about:blank",
         "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
         "request_id": get_request_id(),
-        **extensions,
     }
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)

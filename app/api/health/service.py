@@ -29,8 +29,8 @@ class HealthService:
         failing = {name: check for name, check in checks.items() if check.status != "ok"}
         if failing:
             summary = ", ".join(f"{name}: {check.detail}" for name, check in failing.items())
-            body = Readiness(status="failing", checks=checks).model_dump()
-            raise ServiceUnavailableError(f"Not ready ({summary}).", extensions=body)
+            per_check = {name: check.model_dump() for name, check in checks.items()}
+            raise ServiceUnavailableError(f"Not ready ({summary}).", extensions={"checks": per_check})
         return Readiness(status="ok", checks=checks)
 
     async def _check_database(self) -> CheckResult:

@@ -1,0 +1,30 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Text, Uuid
+from sqlmodel import Field, SQLModel
+
+from app.db.columns import timestamptz
+from app.utils.time import utcnow
+
+
+class DeliveryStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Delivery(SQLModel, table=True):
+    """One attempt to deliver one message to one webhook."""
+
+    __tablename__ = "deliveries"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    message_id: uuid.UUID = Field(sa_type=Uuid, sa_column_args=[ForeignKey("messages.id", ondelete="CASCADE")])
+    webhook_id: uuid.UUID = Field(sa_type=Uuid, sa_column_args=[ForeignKey("webhooks.id", ondelete="CASCADE")])
+    attempt: int = Field(nullable=False)
+    status: DeliveryStatus = Field(sa_type=Text, nullable=False)
+    response_status: int | None = Field(default=None, nullable=True)
+    error: str | None = Field(default=None, sa_type=Text, nullable=True)
+    duration_ms: int = Field(nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamptz())

@@ -1,0 +1,22 @@
+"""Standard Webhooks signing: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`."""
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from app.services.webhook_sender.constants import SECRET_BYTES, SECRET_PREFIX, SIGNATURE_VERSION
+
+
+def generate_secret() -> str:
+    """A new signing secret, `whsec_` + base64 of 32 random bytes (the form receivers' libraries expect)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header value. Raises ValueError if the secret is not valid base64."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    if not key:
+        raise ValueError("the webhook signing secret is empty")
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
