@@ -1,7 +1,6 @@
 """BaseTable's whole contract, against the real database, on a table that exists only in the test."""
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -54,23 +53,23 @@ async def _create_test_tables(session: AsyncSession) -> None:
 
 
 @pytest.fixture
-async def widgets(db_session: AsyncSession) -> AsyncIterator[WidgetsTable]:
+async def widgets(db_session: AsyncSession) -> WidgetsTable:
     await _create_test_tables(db_session)
-    yield WidgetsTable(db_session)
+    return WidgetsTable(db_session)
 
 
-async def _insert(table: WidgetsTable, count: int, **fields: object) -> list[Widget]:
+async def _insert(table: WidgetsTable, count: int, colour: str | None = None) -> list[Widget]:
     base = utcnow()
     rows = []
     for i in range(count):
         created = base - timedelta(seconds=i)
-        rows.append(await table.insert_model(Widget(name=f"w{i}", created_at=created, **fields)))
+        rows.append(await table.insert_model(Widget(name=f"w{i}", colour=colour, created_at=created)))
     return rows
 
 
-def test_model_is_bound_from_the_generic_argument() -> None:
-    assert WidgetsTable.model is Widget
-    assert GadgetsTable.model is Gadget
+def test_model_is_bound_from_the_generic_argument(db_session: AsyncSession) -> None:
+    assert WidgetsTable(db_session).model is Widget
+    assert GadgetsTable(db_session).model is Gadget
 
 
 async def test_insert_and_first_or_default(widgets: WidgetsTable) -> None:

@@ -6,14 +6,14 @@ Generic on purpose: a new entity is covered as soon as its model is imported in 
 from typing import Any
 
 from sqlalchemy import Connection, MetaData, inspect
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 import app.db.models  # noqa: F401 - registers every table in SQLModel.metadata
 
 DBMATE_TABLES = {"schema_migrations"}
-DIALECT = postgresql.dialect()
+DIALECT = PGDialect()  # type: ignore[no-untyped-call]
 
 Columns = dict[str, tuple[str, bool]]
 
