@@ -31,6 +31,7 @@ CREATE TABLE public.deliveries (
     response_status integer,
     error text,
     duration_ms integer NOT NULL,
+    next_attempt_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT deliveries_attempt_check CHECK ((attempt >= 1)),
     CONSTRAINT deliveries_status_check CHECK ((status = ANY (ARRAY['succeeded'::text, 'failed'::text])))
@@ -126,6 +127,20 @@ CREATE INDEX deliveries_created_at_idx ON public.deliveries USING btree (created
 --
 
 CREATE INDEX deliveries_message_page_idx ON public.deliveries USING btree (message_id, created_at DESC, id DESC);
+
+
+--
+-- Name: deliveries_message_webhook_attempt_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX deliveries_message_webhook_attempt_idx ON public.deliveries USING btree (message_id, webhook_id, attempt DESC);
+
+
+--
+-- Name: deliveries_next_attempt_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX deliveries_next_attempt_idx ON public.deliveries USING btree (next_attempt_at) WHERE (next_attempt_at IS NOT NULL);
 
 
 --

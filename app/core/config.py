@@ -23,7 +23,10 @@ def _split_csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refused setting must not print the other settings (secrets among them).
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     # Application
     APP_NAME: str = "fastapi-postgres-stack"
@@ -66,6 +69,20 @@ class Settings(BaseSettings):
     JWT_JWKS_CACHE_SECONDS: int = Field(default=300, ge=1)
     JWT_LEEWAY_SECONDS: int = Field(default=30, ge=0)
 
+    # Webhook delivery
+    WEBHOOK_MAX_ATTEMPTS: int = Field(default=5, ge=1, le=20)
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    WEBHOOK_RETRY_BASE_SECONDS: float = Field(default=2.0, gt=0)
+    WEBHOOK_RETRY_MAX_SECONDS: float = Field(default=300.0, gt=0)
+    WEBHOOK_RETRY_AFTER_MAX_SECONDS: float = Field(default=300.0, gt=0)
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: bool | None = None
+    MESSAGE_REQUEUE_AFTER_SECONDS: int = Field(default=60, ge=1)
+    DELIVERY_RETENTION_DAYS: int = Field(default=30, ge=1)
+
+    # Celery
+    CELERY_TASK_TIME_LIMIT_SECONDS: int = Field(default=120, ge=1)
+    CELERY_HOUSEKEEPING_INTERVAL_SECONDS: float = Field(default=60.0, gt=0)
+
     # Observability
     SENTRY_DSN: SecretStr | None = None
 
@@ -99,6 +116,19 @@ class Settings(BaseSettings):
     @property
     def is_local(self) -> bool:
         return self.APP_ENVIRONMENT in LOCAL_ENVIRONMENTS
+
+    @property
+    def allow_private_webhook_targets(self) -> bool:
+        """Private and loopback targets are fine on a laptop, an SSRF hole anywhere else."""
+        if self.WEBHOOK_ALLOW_PRIVATE_TARGETS is None:
+            return self.is_local
+        return self.WEBHOOK_ALLOW_PRIVATE_TARGETS
+
+    @property
+    def celery_visibility_timeout(self) -> int:
+        """Longer than any retry delay, or Redis hands a delayed task to a second worker."""
+        longest_delay = max(self.WEBHOOK_RETRY_MAX_SECONDS, self.WEBHOOK_RETRY_AFTER_MAX_SECONDS)
+        return int(longest_delay + 2 * self.CELERY_TASK_TIME_LIMIT_SECONDS + 600)
 
     @property
     def database_url(self) -> str:

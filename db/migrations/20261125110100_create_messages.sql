@@ -19,8 +19,8 @@ CREATE UNIQUE INDEX messages_client_idempotency_key_idx ON messages (client_id, 
 CREATE INDEX messages_client_page_idx ON messages (client_id, created_at DESC, id DESC);
 CREATE INDEX messages_client_event_page_idx ON messages (client_id, event, created_at DESC, id DESC);
 CREATE INDEX messages_client_status_page_idx ON messages (client_id, status, created_at DESC, id DESC);
--- Housekeeping: messages left pending.
-CREATE INDEX messages_pending_idx ON messages (updated_at) WHERE status = 'pending';
+-- Housekeeping: messages whose fan-out never ran.
+CREATE INDEX messages_unfinished_idx ON messages (status, updated_at) WHERE status IN ('pending', 'delivering');
 
 -- migrate:down
 DROP TABLE messages;

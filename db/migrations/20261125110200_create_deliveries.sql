@@ -8,12 +8,18 @@ CREATE TABLE deliveries (
     response_status INTEGER,
     error           TEXT,
     duration_ms     INTEGER NOT NULL,
+    -- Set while a retry of this failed attempt is scheduled; NULL once the outcome is final.
+    next_attempt_at TIMESTAMPTZ,
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
 -- A message's attempts, newest first (keyset pagination).
 CREATE INDEX deliveries_message_page_idx ON deliveries (message_id, created_at DESC, id DESC);
+-- Each webhook's latest attempt for a message (status summary, retries).
+CREATE INDEX deliveries_message_webhook_attempt_idx ON deliveries (message_id, webhook_id, attempt DESC);
 CREATE INDEX deliveries_webhook_idx ON deliveries (webhook_id);
+-- Housekeeping: retries whose task was lost.
+CREATE INDEX deliveries_next_attempt_idx ON deliveries (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 -- Housekeeping: purge rows past the retention period.
 CREATE INDEX deliveries_created_at_idx ON deliveries (created_at);
 

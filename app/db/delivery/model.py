@@ -27,4 +27,6 @@ class Delivery(SQLModel, table=True):
     response_status: int | None = Field(default=None, nullable=True)
     error: str | None = Field(default=None, sa_type=Text, nullable=True)
     duration_ms: int = Field(nullable=False)
+    # Set while a retry of this failed attempt is scheduled; None once the outcome is final.
+    next_attempt_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True, default_now=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamptz())

@@ -11,6 +11,7 @@ from loguru import logger
 
 from app.core.exceptions import AuthenticationError, ServiceUnavailableError
 from app.services.jwks.constants import (
+    JWKS_FETCH_BACKOFF_FACTOR,
     JWKS_FETCH_MAX_TRIES,
     JWKS_FETCH_TIMEOUT_SECONDS,
     JWKS_MIN_REFRESH_INTERVAL_SECONDS,
@@ -57,8 +58,13 @@ class JwksClient:
             self._cache[_CACHE_KEY] = keys
             return keys
 
+    # backoff calls a callable argument on every call, so the factor is read at run time (tests shrink it).
     @backoff.on_exception(
-        backoff.expo, httpx.HTTPError, max_tries=JWKS_FETCH_MAX_TRIES, factor=0.2, giveup=_is_client_error
+        backoff.expo,
+        httpx.HTTPError,
+        max_tries=JWKS_FETCH_MAX_TRIES,
+        factor=lambda: JWKS_FETCH_BACKOFF_FACTOR,
+        giveup=_is_client_error,
     )
     async def _fetch(self) -> dict[str, dict[str, Any]]:
         response = await self.http_client.get(self.url, timeout=JWKS_FETCH_TIMEOUT_SECONDS)

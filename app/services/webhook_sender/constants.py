@@ -1,4 +1,4 @@
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 SECRET_BYTES = 32
 SIGNATURE_VERSION = "v1"
 DEFAULT_USER_AGENT = "fastapi-postgres-stack-webhooks/1.0"

@@ -1,6 +1,7 @@
 """Standard Webhooks signing: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`."""
 
 import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -14,8 +15,11 @@ def generate_secret() -> str:
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` header value. Raises ValueError if the secret is not valid base64."""
-    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    """The `webhook-signature` header value. Raises ValueError for a malformed secret."""
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        raise ValueError("the webhook signing secret is not valid base64") from None
     if not key:
         raise ValueError("the webhook signing secret is empty")
     digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()

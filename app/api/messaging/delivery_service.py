@@ -1,0 +1,200 @@
+"""Background delivery: fan a message out to its webhooks, record every attempt, schedule retries.
+
+Called by the Celery tasks in app/celery/tasks.py; never by a router.
+"""
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.messaging.queue import DeliveryQueue
+from app.core.config import Settings
+from app.db.delivery.model import Delivery, DeliveryStatus
+from app.db.delivery.table import DeliveriesTable
+from app.db.message.model import Message, MessageStatus
+from app.db.message.table import MessagesTable
+from app.db.webhook.model import Webhook
+from app.db.webhook.table import WebhooksTable
+from app.services.webhook_sender.models import DeliveryOutcome, WebhookMessage
+from app.services.webhook_sender.service import WebhookSender, retry_delay
+from app.utils.time import utcnow
+
+HOUSEKEEPING_BATCH = 500
+WEBHOOK_GONE = DeliveryOutcome(succeeded=False, retryable=False, error="webhook deleted or deactivated", duration_ms=0)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    max_attempts: int
+    timeout_seconds: float
+    retry_base_seconds: float
+    retry_max_seconds: float
+    retry_after_max_seconds: float
+    requeue_after: timedelta
+    stalled_after: timedelta
+    retention: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "DeliveryPolicy":
+        return cls(
+            max_attempts=settings.WEBHOOK_MAX_ATTEMPTS,
+            timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
+            retry_base_seconds=settings.WEBHOOK_RETRY_BASE_SECONDS,
+            retry_max_seconds=settings.WEBHOOK_RETRY_MAX_SECONDS,
+            retry_after_max_seconds=settings.WEBHOOK_RETRY_AFTER_MAX_SECONDS,
+            requeue_after=timedelta(seconds=settings.MESSAGE_REQUEUE_AFTER_SECONDS),
+            # A task that has not finished within its hard time limit is dead.
+            stalled_after=timedelta(
+                seconds=settings.CELERY_TASK_TIME_LIMIT_SECONDS + settings.MESSAGE_REQUEUE_AFTER_SECONDS
+            ),
+            retention=timedelta(days=settings.DELIVERY_RETENTION_DAYS),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    webhook_id: uuid.UUID
+    attempt: int
+    last_attempt: int
+    outcome: DeliveryOutcome
+
+
+def summarise(latest: list[Delivery]) -> MessageStatus:
+    """A message's status from the latest attempt per targeted webhook."""
+    if any(d.next_attempt_at is not None for d in latest):
+        return MessageStatus.DELIVERING
+    succeeded = sum(d.status == DeliveryStatus.SUCCEEDED for d in latest)
+    if succeeded == len(latest):
+        return MessageStatus.DELIVERED
+    return MessageStatus.FAILED if succeeded == 0 else MessageStatus.PARTIALLY_FAILED
+
+
+class DeliveryService:
+    def __init__(
+        self, session: AsyncSession, sender: WebhookSender, queue: DeliveryQueue, policy: DeliveryPolicy
+    ) -> None:
+        self.session = session
+        self.sender = sender
+        self.queue = queue
+        self.policy = policy
+        self.messages = MessagesTable(session)
+        self.webhooks = WebhooksTable(session)
+        self.deliveries = DeliveriesTable(session)
+
+    async def fan_out(self, message_id: uuid.UUID) -> None:
+        """First attempt to every subscribed webhook, concurrently. Safe to run twice."""
+        message = await self.messages.lock(message_id)
+        if message is None or not await self._claimable(message):
+            await self.session.rollback()
+            return
+        targets = await self.webhooks.subscribed(message.client_id, message.event)
+        message.status = MessageStatus.DELIVERING if targets else MessageStatus.DELIVERED
+        await self.messages.update_model(message)
+        await self.session.commit()  # the claim; no transaction stays open across network calls
+        if not targets:
+            return
+        outcomes = await asyncio.gather(*(self._send(message, webhook) for webhook in targets))
+        last = self.policy.max_attempts
+        await self._record(
+            message_id, [AttemptResult(w.id, 1, last, o) for w, o in zip(targets, outcomes, strict=True)]
+        )
+
+    async def retry(self, message_id: uuid.UUID, webhook_id: uuid.UUID, attempt: int, last_attempt: int) -> None:
+        """Attempt number `attempt` for one webhook. A duplicate task (same attempt) does nothing."""
+        message = await self.messages.first_or_default(message_id)
+        if message is None or await self.deliveries.first_by(
+            message_id=message_id, webhook_id=webhook_id, attempt=attempt
+        ):
+            await self.session.rollback()
+            return
+        webhook = await self.webhooks.first_by(id=webhook_id, active=True)
+        await self.session.commit()
+        outcome = WEBHOOK_GONE if webhook is None else await self._send(message, webhook)
+        await self._record(message_id, [AttemptResult(webhook_id, attempt, last_attempt, outcome)])
+
+    async def requeue_stranded(self) -> int:
+        """Re-queue messages whose fan-out never ran, and retries whose task was lost."""
+        now = utcnow()
+        message_ids = await self.messages.stranded_ids(
+            now - self.policy.requeue_after, now - self.policy.stalled_after, HOUSEKEEPING_BATCH
+        )
+        overdue = await self.deliveries.overdue_retries(now - self.policy.stalled_after, HOUSEKEEPING_BATCH)
+        await self.session.commit()
+        for message_id in message_ids:
+            await self.queue.fan_out(message_id)
+        for delivery in overdue:
+            # The budget of a lost retry is not stored; within a first series this is exact.
+            last = max(delivery.attempt + 1, self.policy.max_attempts)
+            await self.queue.retry(delivery.message_id, delivery.webhook_id, delivery.attempt + 1, last, 0)
+        if message_ids or overdue:
+            logger.info("Re-queued {} messages and {} retries", len(message_ids), len(overdue))
+        return len(message_ids) + len(overdue)
+
+    async def purge_deliveries(self) -> int:
+        """Delete delivery rows older than the retention period."""
+        purged = await self.deliveries.purge_created_before(utcnow() - self.policy.retention)
+        await self.session.commit()
+        if purged:
+            logger.info("Purged {} delivery rows", purged)
+        return purged
+
+    async def _claimable(self, message: Message) -> bool:
+        if message.status == MessageStatus.PENDING:
+            return True
+        # Delivering but nothing recorded for a long time: the worker died mid-fan-out.
+        stalled = message.updated_at < utcnow() - self.policy.stalled_after
+        return (
+            message.status == MessageStatus.DELIVERING
+            and stalled
+            and await self.deliveries.first_by(message_id=message.id) is None
+        )
+
+    async def _send(self, message: Message, webhook: Webhook) -> DeliveryOutcome:
+        payload = WebhookMessage(
+            id=str(message.id), event=message.event, created_at=message.created_at, payload=message.payload
+        )
+        return await self.sender.deliver(webhook.url, webhook.secret, payload, self.policy.timeout_seconds)
+
+    async def _record(self, message_id: uuid.UUID, results: list[AttemptResult]) -> None:
+        """Store the attempts and the message's new status in one transaction, then schedule retries."""
+        message = await self.messages.lock(message_id)
+        if message is None:  # deleted meanwhile (cascade): nothing to record
+            await self.session.rollback()
+            return
+        retries: list[tuple[AttemptResult, float]] = []
+        for result in results:
+            outcome = result.outcome
+            delay = None
+            if not outcome.succeeded and outcome.retryable and result.attempt < result.last_attempt:
+                delay = retry_delay(
+                    result.attempt,
+                    self.policy.retry_base_seconds,
+                    self.policy.retry_max_seconds,
+                    outcome.retry_after,
+                    self.policy.retry_after_max_seconds,
+                )
+                retries.append((result, delay))
+            await self.deliveries.insert_model(
+                Delivery(
+                    message_id=message_id,
+                    webhook_id=result.webhook_id,
+                    attempt=result.attempt,
+                    status=DeliveryStatus.SUCCEEDED if outcome.succeeded else DeliveryStatus.FAILED,
+                    response_status=outcome.response_status,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                    next_attempt_at=None if delay is None else utcnow() + timedelta(seconds=delay),
+                )
+            )
+        message.status = summarise(await self.deliveries.latest_per_webhook(message_id))
+        await self.messages.update_model(message)
+        await self.session.commit()
+        for result, delay in retries:
+            try:
+                await self.queue.retry(message_id, result.webhook_id, result.attempt + 1, result.last_attempt, delay)
+            except Exception as exc:
+                logger.warning("Could not schedule retry of {}; housekeeping will: {!r}", message_id, exc)

@@ -1,0 +1,59 @@
+"""Request and response schemas of the messages API."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.api.pagination import PageParams
+from app.api.validation import EVENT_NAME_MAX_LENGTH, EVENT_NAME_PATTERN, check_event_name
+from app.db.delivery.model import DeliveryStatus
+from app.db.message.model import MessageStatus
+
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event: str = Field(description="event name, e.g. order.created")
+    payload: dict[str, Any] = Field(description="any JSON object; delivered as `data`")
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, value: str) -> str:
+        return check_event_name(value)
+
+
+class MessageRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event: str
+    payload: dict[str, Any]
+    status: MessageStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageFilters(PageParams):
+    event: str | None = Field(default=None, max_length=EVENT_NAME_MAX_LENGTH, pattern=EVENT_NAME_PATTERN)
+    status: MessageStatus | None = None
+
+
+MessageFilterQuery = Annotated[MessageFilters, Query()]
+
+
+class DeliveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    webhook_id: uuid.UUID
+    attempt: int
+    status: DeliveryStatus
+    response_status: int | None
+    error: str | None
+    duration_ms: int
+    created_at: datetime

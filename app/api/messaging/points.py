@@ -1,0 +1,80 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, status
+
+from app.api.deps import SessionDep, SettingsDep, require_scopes
+from app.api.messaging.models import (
+    IDEMPOTENCY_KEY_PATTERN,
+    DeliveryRead,
+    MessageCreate,
+    MessageFilterQuery,
+    MessageRead,
+)
+from app.api.messaging.queue import DeliveryQueue
+from app.api.messaging.service import MessagingService
+from app.api.pagination import PageOut, PageQuery
+from app.celery.queue import CeleryDeliveryQueue
+from app.core.security import Principal
+
+router = APIRouter(prefix="/messages", tags=["messages"])
+
+Reader = Annotated[Principal, Depends(require_scopes("messages:read"))]
+Writer = Annotated[Principal, Depends(require_scopes("messages:write"))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Retry-safe creation: the same key returns the first message instead of a new one.",
+    ),
+]
+
+
+def get_delivery_queue() -> DeliveryQueue:
+    return CeleryDeliveryQueue()
+
+
+def get_messaging_service(
+    session: SessionDep, settings: SettingsDep, queue: Annotated[DeliveryQueue, Depends(get_delivery_queue)]
+) -> MessagingService:
+    return MessagingService(session, queue, settings.WEBHOOK_MAX_ATTEMPTS)
+
+
+MessagingServiceDep = Annotated[MessagingService, Depends(get_messaging_service)]
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+async def create_message(
+    data: MessageCreate, client: Writer, service: MessagingServiceDep, idempotency_key: IdempotencyKey = None
+) -> MessageRead:
+    """Accept a message for delivery to every active webhook subscribed to its event."""
+    return await service.create(client.sub, data, idempotency_key)
+
+
+@router.get("")
+async def list_messages(
+    filters: MessageFilterQuery, client: Reader, service: MessagingServiceDep
+) -> PageOut[MessageRead]:
+    """The client's messages, newest first, optionally filtered by event and status."""
+    return await service.list(client.sub, filters)
+
+
+@router.get("/{message_id}")
+async def get_message(message_id: uuid.UUID, client: Reader, service: MessagingServiceDep) -> MessageRead:
+    """One message and its delivery status."""
+    return await service.get(client.sub, message_id)
+
+
+@router.get("/{message_id}/deliveries")
+async def list_deliveries(
+    message_id: uuid.UUID, page: PageQuery, client: Reader, service: MessagingServiceDep
+) -> PageOut[DeliveryRead]:
+    """Every delivery attempt of a message, newest first."""
+    return await service.deliveries_of(client.sub, message_id, page)
+
+
+@router.post("/{message_id}/redeliver", status_code=status.HTTP_202_ACCEPTED)
+async def redeliver_message(message_id: uuid.UUID, client: Writer, service: MessagingServiceDep) -> MessageRead:
+    """Send the message again to the webhooks whose delivery failed."""
+    return await service.redeliver(client.sub, message_id)

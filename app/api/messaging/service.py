@@ -1,0 +1,117 @@
+"""Messages: accepted at once, delivered in the background. Each use case commits once."""
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.messaging.models import DeliveryRead, MessageCreate, MessageFilters, MessageRead
+from app.api.messaging.queue import DeliveryQueue
+from app.api.pagination import PageOut, PageParams
+from app.core.exceptions import ConflictError, NotFoundError
+from app.db.delivery.model import DeliveryStatus
+from app.db.delivery.table import DeliveriesTable
+from app.db.message.model import Message, MessageStatus
+from app.db.message.table import MessagesTable
+from app.utils.time import utcnow
+
+IN_FLIGHT = (MessageStatus.PENDING, MessageStatus.DELIVERING)
+
+
+def request_hash(data: MessageCreate) -> str:
+    """Fingerprint of a request body, to tell a retried request from a different one under the same key."""
+    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class MessagingService:
+    def __init__(self, session: AsyncSession, queue: DeliveryQueue, max_attempts: int) -> None:
+        self.session = session
+        self.queue = queue
+        self.max_attempts = max_attempts
+        self.messages = MessagesTable(session)
+        self.deliveries = DeliveriesTable(session)
+
+    async def create(self, client_id: str, data: MessageCreate, idempotency_key: str | None) -> MessageRead:
+        fingerprint = request_hash(data)
+        if idempotency_key is not None:
+            existing = await self.messages.first_by(client_id=client_id, idempotency_key=idempotency_key)
+            if existing is not None:
+                return self._replay(existing, fingerprint)
+        message = Message(
+            client_id=client_id,
+            event=data.event,
+            payload=data.payload,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint if idempotency_key else None,
+        )
+        try:
+            async with self.session.begin_nested():
+                await self.messages.insert_model(message)
+        except IntegrityError:
+            # A concurrent request with the same key committed first: answer with its message.
+            existing = await self.messages.first_by(client_id=client_id, idempotency_key=idempotency_key)
+            if existing is None:
+                raise
+            return self._replay(existing, fingerprint)
+        await self.session.commit()
+        # Only after the commit: a worker must find the row. If this fails the message stays
+        # pending and Celery beat re-queues it, so nothing accepted is lost.
+        try:
+            await self.queue.fan_out(message.id)
+        except Exception as exc:
+            logger.warning("Could not enqueue message {}; housekeeping will re-queue it: {!r}", message.id, exc)
+        return MessageRead.model_validate(message)
+
+    async def list(self, client_id: str, filters: MessageFilters) -> PageOut[MessageRead]:
+        conditions = {"event": filters.event, "status": filters.status}
+        given: dict[str, Any] = {name: value for name, value in conditions.items() if value is not None}
+        page = await self.messages.page(filters.limit, filters.cursor, client_id=client_id, **given)
+        return PageOut(items=[MessageRead.model_validate(m) for m in page.items], next_cursor=page.next_cursor)
+
+    async def get(self, client_id: str, message_id: uuid.UUID) -> MessageRead:
+        return MessageRead.model_validate(await self._owned(client_id, message_id))
+
+    async def deliveries_of(self, client_id: str, message_id: uuid.UUID, page: PageParams) -> PageOut[DeliveryRead]:
+        await self._owned(client_id, message_id)
+        result = await self.deliveries.page(page.limit, page.cursor, message_id=message_id)
+        return PageOut(items=[DeliveryRead.model_validate(d) for d in result.items], next_cursor=result.next_cursor)
+
+    async def redeliver(self, client_id: str, message_id: uuid.UUID) -> MessageRead:
+        await self._owned(client_id, message_id)
+        message = await self.messages.lock(message_id)
+        assert message is not None
+        if message.status in IN_FLIGHT:
+            raise ConflictError(f"Message {message_id} is still being delivered; re-send it once it has finished.")
+        failed = [d for d in await self.deliveries.latest_per_webhook(message_id) if d.status == DeliveryStatus.FAILED]
+        if not failed:
+            raise ConflictError(f"Message {message_id} has no failed deliveries to re-send.")
+        now = utcnow()
+        for delivery in failed:
+            # Marks the retry as due, so housekeeping re-queues it should the enqueue below be lost.
+            delivery.next_attempt_at = now
+        message.status = MessageStatus.DELIVERING
+        await self.messages.update_model(message)
+        await self.session.commit()
+        for delivery in failed:
+            attempt = delivery.attempt + 1
+            try:
+                await self.queue.retry(message_id, delivery.webhook_id, attempt, attempt + self.max_attempts - 1, 0)
+            except Exception as exc:
+                logger.warning("Could not enqueue redelivery of {}; housekeeping will: {!r}", message_id, exc)
+        return MessageRead.model_validate(message)
+
+    def _replay(self, existing: Message, fingerprint: str) -> MessageRead:
+        if existing.request_hash != fingerprint:
+            raise ConflictError("This Idempotency-Key was already used with a different request body.")
+        return MessageRead.model_validate(existing)
+
+    async def _owned(self, client_id: str, message_id: uuid.UUID) -> Message:
+        message = await self.messages.first_by(id=message_id, client_id=client_id)
+        if message is None:
+            raise NotFoundError(f"Message {message_id} not found.")
+        return message

@@ -1,0 +1,84 @@
+"""Request and response schemas of the webhooks API."""
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.api.validation import check_event_name, check_http_url
+
+MAX_EVENTS = 50
+DESCRIPTION_MAX_LENGTH = 500
+
+
+def _events(values: list[str]) -> list[str]:
+    # Duplicates are dropped, first occurrence wins, so the stored list is what the client meant.
+    return list(dict.fromkeys(check_event_name(v) for v in values))
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="http(s) URL that receives the signed POSTs")
+    events: list[str] = Field(min_length=1, max_length=MAX_EVENTS, description="event names, e.g. order.created")
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_http_url(value)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, values: list[str]) -> list[str]:
+        return _events(values)
+
+
+class WebhookUpdate(BaseModel):
+    """Only the fields sent are changed; `description: null` clears it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    events: list[str] | None = Field(default=None, min_length=1, max_length=MAX_EVENTS)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+    active: bool | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("url cannot be null")
+        return check_http_url(value)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, values: list[str] | None) -> list[str]:
+        if values is None:
+            raise ValueError("events cannot be null")
+        return _events(values)
+
+    @field_validator("active")
+    @classmethod
+    def _active(cls, value: bool | None) -> bool:
+        if value is None:
+            raise ValueError("active cannot be null")
+        return value
+
+
+class WebhookRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    url: str
+    events: list[str]
+    description: str | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookCreated(WebhookRead):
+    """The create response: the only time the signing secret is shown."""
+
+    secret: str = Field(description="Standard Webhooks signing secret (whsec_...). Store it now.")

@@ -1,0 +1,56 @@
+"""Webhooks: a client's delivery targets. Each use case commits once."""
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.pagination import PageOut, PageParams
+from app.api.webhook.models import WebhookCreate, WebhookCreated, WebhookRead, WebhookUpdate
+from app.core.exceptions import NotFoundError
+from app.db.webhook.model import Webhook
+from app.db.webhook.table import WebhooksTable
+from app.services.webhook_sender.service import check_target
+from app.services.webhook_sender.signing import generate_secret
+
+
+class WebhookService:
+    def __init__(self, session: AsyncSession, allow_private_targets: bool) -> None:
+        self.session = session
+        self.webhooks = WebhooksTable(session)
+        self.allow_private_targets = allow_private_targets
+
+    async def create(self, client_id: str, data: WebhookCreate) -> WebhookCreated:
+        await check_target(data.url, self.allow_private_targets)
+        webhook = await self.webhooks.insert_model(
+            Webhook(client_id=client_id, secret=generate_secret(), **data.model_dump())
+        )
+        await self.session.commit()
+        return WebhookCreated.model_validate(webhook)
+
+    async def list(self, client_id: str, page: PageParams) -> PageOut[WebhookRead]:
+        result = await self.webhooks.page(page.limit, page.cursor, client_id=client_id)
+        return PageOut(items=[WebhookRead.model_validate(w) for w in result.items], next_cursor=result.next_cursor)
+
+    async def get(self, client_id: str, webhook_id: uuid.UUID) -> WebhookRead:
+        return WebhookRead.model_validate(await self._owned(client_id, webhook_id))
+
+    async def update(self, client_id: str, webhook_id: uuid.UUID, data: WebhookUpdate) -> WebhookRead:
+        await self._owned(client_id, webhook_id)
+        if data.url is not None:
+            await check_target(data.url, self.allow_private_targets)
+        webhook = await self.webhooks.update(webhook_id, data)
+        assert webhook is not None  # owned and live, under this transaction
+        await self.session.commit()
+        return WebhookRead.model_validate(webhook)
+
+    async def delete(self, client_id: str, webhook_id: uuid.UUID) -> None:
+        await self._owned(client_id, webhook_id)
+        await self.webhooks.soft_delete(webhook_id)
+        await self.session.commit()
+
+    async def _owned(self, client_id: str, webhook_id: uuid.UUID) -> Webhook:
+        # Another client's webhook answers exactly like a missing one: no existence oracle.
+        webhook = await self.webhooks.first_by(id=webhook_id, client_id=client_id)
+        if webhook is None:
+            raise NotFoundError(f"Webhook {webhook_id} not found.")
+        return webhook

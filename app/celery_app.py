@@ -1,0 +1,36 @@
+"""The Celery application, configured from the same Settings as the API."""
+
+from celery import Celery
+
+from app.core.config import get_settings
+
+settings = get_settings()
+
+celery_app = Celery(settings.APP_NAME, broker=settings.redis_url, include=["app.celery.tasks"])
+celery_app.conf.update(
+    # A task is acknowledged only when it finishes, and requeued if its worker dies mid-way:
+    # every task is written to be safe to run twice.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_time_limit=settings.CELERY_TASK_TIME_LIMIT_SECONDS,
+    task_soft_time_limit=max(1, settings.CELERY_TASK_TIME_LIMIT_SECONDS - 10),
+    # Retries are delayed tasks; Redis must not hand them to another worker before they are due.
+    broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
+    broker_connection_retry_on_startup=True,
+    # The API publishes inline; with Redis down it should give up fast (the message stays pending).
+    broker_connection_timeout=2,
+    task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+    timezone="UTC",
+    enable_utc=True,
+    beat_schedule={
+        "requeue-stranded": {
+            "task": "housekeeping.requeue_stranded",
+            "schedule": settings.CELERY_HOUSEKEEPING_INTERVAL_SECONDS,
+        },
+        "purge-deliveries": {"task": "housekeeping.purge_deliveries", "schedule": 3600.0},
+    },
+)

@@ -1,0 +1,17 @@
+from sqlalchemy import select
+from sqlmodel import col
+
+from app.base.base_table import BaseTable
+from app.db.webhook.model import Webhook
+
+
+class WebhooksTable(BaseTable[Webhook]):
+    async def subscribed(self, client_id: str, event: str) -> list[Webhook]:
+        """The client's live, active webhooks subscribed to `event`."""
+        statement = select(Webhook).where(
+            col(Webhook.client_id) == client_id,
+            col(Webhook.active).is_(True),
+            col(Webhook.deleted_at).is_(None),
+            col(Webhook.events).any_() == event,
+        )
+        return list((await self.session.scalars(statement)).all())

@@ -1,0 +1,1 @@
+"""Client for receivers' webhook endpoints: signed delivery attempts and target-URL safety checks."""

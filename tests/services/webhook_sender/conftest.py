@@ -1,0 +1,39 @@
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from app.services.webhook_sender.models import WebhookMessage
+from app.services.webhook_sender.signing import generate_secret
+from app.utils.time import utcnow
+from tests.services.webhook_sender.receiver import Receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    # trust_env=False: a proxy configured in the environment must not intercept 127.0.0.1.
+    async with httpx.AsyncClient(trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture
+def secret() -> str:
+    return generate_secret()
+
+
+@pytest.fixture
+def message() -> WebhookMessage:
+    return WebhookMessage(
+        id="msg_2mTzW1ZQ5tq8a0S5Zx2yJ0bq",
+        event="order.created",
+        created_at=utcnow(),
+        payload={"order_id": 42, "items": [{"sku": "A-1", "qty": 2}], "note": "café ☕"},
+    )
