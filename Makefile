@@ -74,6 +74,9 @@ format: $(INSTALL_STAMP) ## Fix lint findings and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+bench: services-check ## Benchmarks: request latency and keyset paging (own database)
+	$(PY) -m bench.run
+
 token: $(INSTALL_STAMP) ## Print a one-hour development token with every scope: make token sub=alice
 	@$(PY) -m scripts.token --sub "$(or $(sub),dev-client)"
 

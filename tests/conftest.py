@@ -10,6 +10,10 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 TEMPLATE_DB = os.environ.setdefault("TEST_TEMPLATE_DB", f"{Settings().DB_NAME}_test")
 os.environ["APP_ENVIRONMENT"] = "test"
 os.environ["DB_NAME"] = f"{TEMPLATE_DB}_{_WORKER}" if _WORKER else TEMPLATE_DB
+# A Redis database per xdist worker (15, 14, ...), apart from the one a local dev worker consumes.
+os.environ["REDIS_DB"] = str(15 - int(_WORKER.removeprefix("gw"))) if _WORKER else "15"
+# The suite sends far more than a minute's budget as "client-a"; tests/api/test_rate_limit.py sets its own.
+os.environ["RATE_LIMIT_PER_MINUTE"] = "1000000"
 
 from collections.abc import AsyncIterator, Callable  # noqa: E402
 

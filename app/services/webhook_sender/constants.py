@@ -15,5 +15,3 @@ MAX_BACKOFF_EXPONENT = 62
 # Cloud instance-metadata endpoints (AWS, GCP, Azure, ...); both are also caught by the range checks,
 # but they are the classic SSRF target, so they are named explicitly.
 METADATA_ADDRESSES: frozenset[str] = frozenset({"169.254.169.254", "fd00:ec2::254"})
-# RFC 6052 NAT64 prefix: the last 32 bits are an IPv4 address the NAT64 gateway connects to.
-NAT64_PREFIX = "64:ff9b::/96"

@@ -1,12 +1,16 @@
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from app.services.webhook_sender.models import WebhookMessage
 from app.services.webhook_sender.signing import generate_secret
-from app.utils.time import utcnow
 from tests.services.webhook_sender.receiver import Receiver
+
+# The body carries it as the API shows it: ISO 8601, UTC as `Z`.
+CREATED_AT = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+CREATED_AT_JSON = "2026-01-02T03:04:05.678000Z"
 
 
 @pytest.fixture
@@ -34,6 +38,6 @@ def message() -> WebhookMessage:
     return WebhookMessage(
         id="msg_2mTzW1ZQ5tq8a0S5Zx2yJ0bq",
         event="order.created",
-        created_at=utcnow(),
+        created_at=CREATED_AT,
         payload={"order_id": 42, "items": [{"sku": "A-1", "qty": 2}], "note": "café ☕"},
     )

@@ -15,6 +15,7 @@ from app.services.webhook_sender.models import WebhookMessage
 from app.services.webhook_sender.service import WebhookSender
 from app.services.webhook_sender.signing import generate_secret
 from app.utils.time import utcnow
+from tests.services.webhook_sender.conftest import CREATED_AT_JSON
 from tests.services.webhook_sender.receiver import Receiver, Reply
 
 TIMEOUT = 2.0
@@ -41,7 +42,7 @@ async def test_request_is_signed_per_standard_webhooks(
     assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 5
     # Verified by the reference library, exactly as a receiver would...
     verified = Webhook(secret).verify(request.body, request.headers)
-    assert verified == {"type": message.event, "timestamp": message.created_at.isoformat(), "data": message.payload}
+    assert verified == {"type": message.event, "timestamp": CREATED_AT_JSON, "data": message.payload}
     # ...and by recomputing the HMAC over "{id}.{timestamp}.{body}" ourselves.
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{message.id}.{request.headers['webhook-timestamp']}.".encode() + request.body
@@ -69,7 +70,7 @@ async def test_body_is_exactly_type_timestamp_data(
     document = json.loads(receiver.requests[0].body)
     assert list(document) == ["type", "timestamp", "data"]
     assert document["type"] == "order.created"
-    assert document["timestamp"] == message.created_at.isoformat()
+    assert document["timestamp"] == CREATED_AT_JSON
     assert document["data"] == {"order_id": 42, "items": [{"sku": "A-1", "qty": 2}], "note": "café ☕"}
 
 

@@ -1,0 +1,113 @@
+"""Benchmarks (`make bench`): request latency through the full stack and keyset paging at depth.
+
+Runs against a database of its own (`<DB_NAME>_bench`, rebuilt from the migrations) and the real Redis.
+Prints one line per benchmark: operations, mean and p95 latency, throughput, and peak RSS at the end.
+"""
+
+import os
+
+from app.core.config import Settings
+
+BENCH_DB = f"{Settings().DB_NAME}_bench"
+os.environ["DB_NAME"] = BENCH_DB
+os.environ.setdefault("LOG_LEVEL", "WARNING")  # one access-log line per request would swamp the figures
+
+import asyncio  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
+
+import httpx  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from app.api.messaging.points import get_delivery_queue  # noqa: E402
+from app.core.config import get_settings  # noqa: E402
+from app.core.security import create_access_token  # noqa: E402
+from app.db.database import SessionFactory, engine  # noqa: E402
+from app.db.message.table import MessagesTable  # noqa: E402
+from app.main import create_app  # noqa: E402
+from tests.database import recreate_migrated  # noqa: E402
+
+REQUESTS = 500
+ROWS = 20_000
+
+
+class _NoQueue:
+    """Delivery is the worker's cost, not the request's: measure the API alone."""
+
+    async def fan_out(self, *_: object) -> None:
+        return None
+
+    async def retry(self, *_: object) -> None:
+        return None
+
+
+async def _measure(name: str, count: int, operation: Callable[[int], Awaitable[None]]) -> None:
+    timings = []
+    started = time.perf_counter()
+    for i in range(count):
+        t0 = time.perf_counter()
+        await operation(i)
+        timings.append((time.perf_counter() - t0) * 1000)
+    elapsed = time.perf_counter() - started
+    p95 = statistics.quantiles(timings, n=20)[18]
+    print(
+        f"{name:<34} {count:>6} ops  mean {statistics.fmean(timings):7.2f} ms"
+        f"  p95 {p95:7.2f} ms  {count / elapsed:8.0f} ops/s"
+    )
+
+
+async def main() -> None:
+    settings = get_settings()
+    app = create_app()
+    app.dependency_overrides[get_delivery_queue] = _NoQueue
+    headers = {"Authorization": f"Bearer {create_access_token(settings, 'bench')}"}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+
+            async def post_message(i: int) -> None:
+                body = {"event": "order.created", "payload": {"n": i}}
+                response = await client.post("/api/v1/messages", json=body, headers=headers)
+                assert response.status_code == 202, response.text
+
+            async def list_messages(_: int) -> None:
+                response = await client.get("/api/v1/messages?limit=50", headers=headers)
+                assert response.status_code == 200, response.text
+
+            async def health(_: int) -> None:
+                assert (await client.get("/health/live")).status_code == 200
+
+            await _measure("GET /health/live", REQUESTS, health)
+            await _measure("POST /api/v1/messages", REQUESTS, post_message)
+            await _measure("GET /api/v1/messages?limit=50", REQUESTS, list_messages)
+
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO messages (client_id, event, payload, created_at) "
+                "SELECT 'deep', 'order.created', '{}'::jsonb, now() - make_interval(secs => n) "
+                "FROM generate_series(1, :rows) AS n"
+            ),
+            {"rows": ROWS},
+        )
+        await connection.execute(text("ANALYZE messages"))
+    async with SessionFactory() as session:
+        table = MessagesTable(session)
+        cursor: str | None = None
+
+        async def next_page(_: int) -> None:
+            nonlocal cursor
+            page = await table.page(50, cursor, client_id="deep")
+            cursor = page.next_cursor
+
+        await _measure(f"keyset page of 50, {ROWS} rows deep", ROWS // 50, next_page)
+    await engine.dispose()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak_mib:.0f} MiB")
+
+
+if __name__ == "__main__":
+    recreate_migrated(get_settings())
+    asyncio.run(main())

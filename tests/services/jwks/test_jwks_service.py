@@ -1,0 +1,162 @@
+"""JwksClient against a real local JWKS endpoint: caching, rotation, retries and failures."""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from app.core.exceptions import AuthenticationError, ServiceUnavailableError
+from app.services.jwks import service
+from app.services.jwks.constants import JWKS_FETCH_MAX_TRIES
+from app.services.jwks.service import JwksClient
+from tests.app_helpers import closed_port
+from tests.services.jwks.server import JwksServer, SigningKey, ec_signing_key, rsa_signing_key
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> SigningKey:
+    return rsa_signing_key("rsa-1")
+
+
+@pytest.fixture(scope="module")
+def ec_key() -> SigningKey:
+    return ec_signing_key("ec-1")
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "JWKS_FETCH_BACKOFF_FACTOR", 0.0)
+
+
+@pytest.fixture
+def provider(rsa_key: SigningKey, ec_key: SigningKey) -> Iterator[JwksServer]:
+    with JwksServer(keys=[rsa_key, ec_key]).running() as server:
+        yield server
+
+
+@pytest.fixture
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+@pytest.fixture
+def jwks(provider: JwksServer, http_client: httpx.AsyncClient) -> JwksClient:
+    return JwksClient(provider.url, http_client, cache_seconds=300)
+
+
+async def test_keys_are_fetched_once_and_cached(
+    jwks: JwksClient, provider: JwksServer, rsa_key: SigningKey, ec_key: SigningKey
+) -> None:
+    assert await jwks.get_key("rsa-1") == rsa_key.public_jwk
+    assert await jwks.get_key("ec-1") == ec_key.public_jwk
+    assert await jwks.get_key("rsa-1") == rsa_key.public_jwk
+
+    assert provider.requests == 1
+
+
+async def test_concurrent_lookups_share_one_fetch(jwks: JwksClient, provider: JwksServer) -> None:
+    keys = await asyncio.gather(*(jwks.get_key("rsa-1") for _ in range(10)))
+
+    assert len({key["kid"] for key in keys}) == 1
+    assert provider.requests == 1
+
+
+async def test_an_unknown_kid_refreshes_once_and_finds_a_rotated_key(
+    jwks: JwksClient, provider: JwksServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "JWKS_MIN_REFRESH_INTERVAL_SECONDS", 0.0)
+    await jwks.get_key("rsa-1")
+    rotated = ec_signing_key("ec-2")
+    provider.rotate(rotated)
+
+    assert await jwks.get_key("ec-2") == rotated.public_jwk
+    assert provider.requests == 2
+    # The refreshed set is cached too.
+    assert await jwks.get_key("ec-2") == rotated.public_jwk
+    assert provider.requests == 2
+
+
+async def test_a_kid_unknown_after_the_refresh_is_an_authentication_error(
+    jwks: JwksClient, provider: JwksServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "JWKS_MIN_REFRESH_INTERVAL_SECONDS", 0.0)
+    await jwks.get_key("rsa-1")
+
+    with pytest.raises(AuthenticationError, match="unknown key"):
+        await jwks.get_key("made-up")
+
+    assert provider.requests == 2
+
+
+async def test_forced_refreshes_are_rate_limited(jwks: JwksClient, provider: JwksServer) -> None:
+    await jwks.get_key("rsa-1")
+
+    for _ in range(5):
+        with pytest.raises(AuthenticationError):
+            await jwks.get_key("made-up")
+
+    assert provider.requests == 1
+
+
+async def test_server_errors_are_retried_with_backoff(
+    jwks: JwksClient, provider: JwksServer, rsa_key: SigningKey
+) -> None:
+    provider.fail_next(500, times=JWKS_FETCH_MAX_TRIES - 1)
+
+    assert await jwks.get_key("rsa-1") == rsa_key.public_jwk
+    assert provider.requests == JWKS_FETCH_MAX_TRIES
+
+
+async def test_a_provider_failing_every_try_is_service_unavailable(jwks: JwksClient, provider: JwksServer) -> None:
+    provider.fail_next(503, times=JWKS_FETCH_MAX_TRIES)
+
+    with pytest.raises(ServiceUnavailableError):
+        await jwks.get_key("rsa-1")
+
+    assert provider.requests == JWKS_FETCH_MAX_TRIES
+
+
+async def test_client_errors_are_not_retried(jwks: JwksClient, provider: JwksServer) -> None:
+    provider.fail_next(404, times=JWKS_FETCH_MAX_TRIES)
+
+    with pytest.raises(ServiceUnavailableError):
+        await jwks.get_key("rsa-1")
+
+    assert provider.requests == 1
+
+
+async def test_a_failure_is_not_cached(jwks: JwksClient, provider: JwksServer, rsa_key: SigningKey) -> None:
+    provider.fail_next(404, times=1)
+    with pytest.raises(ServiceUnavailableError):
+        await jwks.get_key("rsa-1")
+
+    assert await jwks.get_key("rsa-1") == rsa_key.public_jwk
+    assert provider.requests == 2
+
+
+@pytest.mark.parametrize("document", [b"<html>not json</html>", {"no": "keys"}, {"keys": "not-a-list"}, [1, 2]])
+async def test_a_malformed_document_is_service_unavailable(
+    jwks: JwksClient, provider: JwksServer, document: object
+) -> None:
+    provider.document = document
+
+    with pytest.raises(ServiceUnavailableError):
+        await jwks.get_key("rsa-1")
+
+    assert provider.requests == 1
+
+
+async def test_keys_without_a_kid_are_ignored(jwks: JwksClient, provider: JwksServer, rsa_key: SigningKey) -> None:
+    anonymous = {name: value for name, value in rsa_key.public_jwk.items() if name != "kid"}
+    provider.document = {"keys": [anonymous, "junk", rsa_key.public_jwk]}
+
+    assert await jwks.get_key("rsa-1") == rsa_key.public_jwk
+
+
+async def test_an_unreachable_provider_is_service_unavailable(http_client: httpx.AsyncClient) -> None:
+    jwks = JwksClient(f"http://127.0.0.1:{closed_port()}/jwks", http_client, cache_seconds=300)
+
+    with pytest.raises(ServiceUnavailableError, match="signing keys are unavailable"):
+        await jwks.get_key("rsa-1")
