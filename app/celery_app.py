@@ -1,8 +1,15 @@
 """The Celery application, configured from the same Settings as the API."""
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import before_task_publish
 
 from app.core.config import get_settings
+from app.core.context import get_request_id
+
+# The task message header that carries the X-Request-ID of the API request that enqueued the task.
+REQUEST_ID_TASK_HEADER = "request_id"
 
 settings = get_settings()
 
@@ -34,3 +41,15 @@ celery_app.conf.update(
         "purge-deliveries": {"task": "housekeeping.purge_deliveries", "schedule": 3600.0},
     },
 )
+
+
+@before_task_publish.connect
+def _propagate_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """Carry the request id of the publishing API request (or task) to the task, in its message headers.
+
+    The worker binds it for the task's log lines (app/celery_worker.py); the OpenTelemetry Celery
+    instrumentation adds the trace context to the same headers.
+    """
+    request_id = get_request_id()
+    if headers is not None and request_id is not None:
+        headers.setdefault(REQUEST_ID_TASK_HEADER, request_id)

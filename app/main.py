@@ -11,12 +11,16 @@ from starlette.middleware.cors import CORSMiddleware
 from app.api.api import api_router
 from app.api.health.points import router as health_router
 from app.core.config import Settings, get_settings
+from app.core.logging import configure_logging
 from app.core.security import TokenVerifier
+from app.core.sentry import init_sentry
+from app.core.telemetry import configure_telemetry, fastapi_telemetry
 from app.handler.exception_handlers import register_exception_handlers
 from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
 from app.middleware.security_headers import SecurityHeadersMiddleware
 from app.services.jwks.service import JwksClient
+from app.services.rate_limit.service import RateLimiter
 
 EXPOSED_HEADERS = [REQUEST_ID_HEADER, "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"]
 
@@ -26,6 +30,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS
     app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    app.state.rate_limiter = RateLimiter(
+        app.state.redis, settings.RATE_LIMIT_PER_MINUTE, fail_open=settings.RATE_LIMIT_FAIL_OPEN
+    )
     async with httpx.AsyncClient() as http_client:
         jwks = None
         if settings.JWT_JWKS_URL:
@@ -39,6 +46,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Process-wide and idempotent: the same settings configure them once, however many apps are built.
+    configure_logging(settings)
+    init_sentry(settings)
+    tracer_provider = configure_telemetry(settings)
     docs = settings.DOCS_ENABLED
     app = FastAPI(
         title=settings.APP_NAME,
@@ -48,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        telemetry=fastapi_telemetry(tracer_provider),
     )
     app.state.settings = settings
     register_exception_handlers(app)

@@ -133,7 +133,7 @@ CREATE INDEX deliveries_message_page_idx ON public.deliveries USING btree (messa
 -- Name: deliveries_message_webhook_attempt_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX deliveries_message_webhook_attempt_idx ON public.deliveries USING btree (message_id, webhook_id, attempt DESC);
+CREATE UNIQUE INDEX deliveries_message_webhook_attempt_idx ON public.deliveries USING btree (message_id, webhook_id, attempt DESC);
 
 
 --
@@ -179,10 +179,10 @@ CREATE INDEX messages_client_status_page_idx ON public.messages USING btree (cli
 
 
 --
--- Name: messages_pending_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_unfinished_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_pending_idx ON public.messages USING btree (updated_at) WHERE (status = 'pending'::text);
+CREATE INDEX messages_unfinished_idx ON public.messages USING btree (status, updated_at) WHERE (status = ANY (ARRAY['pending'::text, 'delivering'::text]));
 
 
 --

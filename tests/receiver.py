@@ -32,7 +32,7 @@ def running_receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
     receiver: Receiver
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             with receiver.arrived:
                 status = receiver.statuses.pop(0) if receiver.statuses else 200

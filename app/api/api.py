@@ -1,13 +1,13 @@
-"""The versioned API: every domain router, behind authentication by default."""
+"""The versioned API: every domain router, behind authentication and the rate limit by default."""
 
 from fastapi import APIRouter, Depends
 
-from app.api.deps import authenticate
+from app.api.deps import authenticate, rate_limit
 from app.api.me.points import router as me_router
 from app.api.messaging.points import router as messaging_router
 from app.api.webhook.points import router as webhook_router
 
-api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)])
+api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate), Depends(rate_limit)])
 api_router.include_router(me_router)
 api_router.include_router(webhook_router)
 api_router.include_router(messaging_router)

@@ -1,4 +1,4 @@
-"""Shared dependencies: settings, database session, Redis, the authenticated client and scopes."""
+"""Shared dependencies: settings, database session, Redis, the authenticated client, scopes, rate limit."""
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated
@@ -9,9 +9,10 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.exceptions import AuthenticationError, PermissionDeniedError
+from app.core.exceptions import AuthenticationError, PermissionDeniedError, RateLimitedError
 from app.core.security import Principal, TokenVerifier
 from app.db.database import get_db
+from app.services.rate_limit.service import RateLimiter
 
 
 def get_settings_from_app(request: Request) -> Settings:
@@ -50,6 +51,22 @@ async def authenticate(
 
 
 CurrentClient = Annotated[Principal, Depends(authenticate)]
+
+
+async def rate_limit(request: Request, client: CurrentClient) -> None:
+    """Count the request against the client's per-minute budget (after authentication: limits are per `sub`)."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    status = await limiter.hit(client.sub)
+    if status is None:  # Redis is unavailable and the limiter fails open
+        return
+    headers = status.headers()
+    # The request-context middleware adds these to whatever response goes out, errors raised later included.
+    request.state.rate_limit_headers = headers
+    if not status.allowed:
+        raise RateLimitedError(
+            f"Rate limit of {status.limit} requests per minute exceeded; retry in {status.reset_seconds} s.",
+            headers={**headers, "Retry-After": str(status.reset_seconds)},
+        )
 
 
 def require_scopes(*scopes: str) -> Callable[[Principal], Awaitable[Principal]]:

@@ -85,13 +85,29 @@ class Settings(BaseSettings):
 
     # Observability
     SENTRY_DSN: SecretStr | None = None
+    SENTRY_TRACES_SAMPLE_RATE: float = Field(default=0.0, ge=0.0, le=1.0)
+    SENTRY_PROFILES_SAMPLE_RATE: float = Field(default=0.0, ge=0.0, le=1.0)
+    # The standard OpenTelemetry name: the collector's base URL; spans are POSTed to <url>/v1/traces.
+    OTEL_EXPORTER_OTLP_ENDPOINT: str | None = None
+
+    # Rate limiting
+    RATE_LIMIT_PER_MINUTE: int = Field(default=600, ge=1)
+    RATE_LIMIT_FAIL_OPEN: bool = True
 
     @field_validator("CORS_ALLOW_ORIGINS", mode="before")
     @classmethod
     def _parse_origins(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("JWT_ISSUER", "JWT_AUDIENCE", "JWT_JWKS_URL", "LOG_FORMAT", mode="before")
+    @field_validator(
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "JWT_JWKS_URL",
+        "LOG_FORMAT",
+        "SENTRY_DSN",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -4,7 +4,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from jose import jwt
-from jose.exceptions import ExpiredSignatureError, JWTClaimsError, JWTError
+from jose.exceptions import ExpiredSignatureError, JWKError, JWTClaimsError, JWTError
 from pydantic import BaseModel
 
 from app.core.config import Settings
@@ -58,7 +58,11 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise AuthenticationError("The token header has no key id (kid).")
-        return await self.jwks.get_key(kid)
+        key = await self.jwks.get_key(kid)
+        # A key is for one algorithm only (RFC 8725 section 3.1): the token header cannot pick another.
+        if key.get("alg", header["alg"]) != header["alg"]:
+            raise AuthenticationError("The token's algorithm does not match its signing key.")
+        return key
 
     def _decode(self, token: str, key: str | dict[str, Any]) -> dict[str, Any]:
         settings = self.settings
@@ -78,7 +82,7 @@ class TokenVerifier:
             raise AuthenticationError("The token has expired.") from None
         except JWTClaimsError as exc:
             raise AuthenticationError(f"The token's claims are not accepted: {str(exc).rstrip('.')}.") from None
-        except JWTError:
+        except (JWTError, JWKError):  # JWKError: a key of another type than the algorithm (e.g. RSA for ES256)
             raise AuthenticationError("The token signature is not valid.") from None
         missing = [name for name in self.required_claims if name not in claims]
         if missing:

@@ -8,11 +8,14 @@ from starlette.responses import JSONResponse
 from app.core.context import get_request_id
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# RFC 9110 renamed these; Python's HTTPStatus still has the RFC 7231 phrases.
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
 
 
 def problem_response(
     status: int,
     detail: str,
+    /,
     *,
     title: str | None = None,
     headers: dict[str, str] | None = None,
@@ -22,7 +25,7 @@ def problem_response(
     body: dict[str, Any] = {
         **extensions,
         "type": "about:blank",
-        "title": title or HTTPStatus(status).phrase,
+        "title": title or _TITLES.get(status) or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
         "request_id": get_request_id(),

@@ -1,9 +1,12 @@
-"""Request id in and out, access log and last-resort 500, as a pure ASGI middleware."""
+"""Request id in and out, access log, rate-limit headers and last-resort 500, as a pure ASGI middleware."""
 
 import re
 import time
+from typing import Any
 from uuid import uuid4
+from weakref import WeakKeyDictionary
 
+from fastapi.routing import iter_route_contexts
 from loguru import logger
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +18,9 @@ from app.handler.problem import problem_response
 REQUEST_ID_HEADER = "X-Request-ID"
 # Accept a caller's id only if it is safe to log and echo; otherwise mint our own.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# Per application: id(route) -> the route's full path template (an included router's route knows only its
+# own part: "/messages/{message_id}" of "/api/v1/messages/{message_id}").
+_route_templates: WeakKeyDictionary[Any, dict[int, str]] = WeakKeyDictionary()
 
 
 def resolve_request_id(incoming: str | None) -> str:
@@ -42,31 +48,48 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                # Set by the rate-limit dependency; added here so that they reach every response of a
+                # limited request, including errors raised after the dependency ran (404, 409, ...).
+                for name, value in scope["state"].get("rate_limit_headers", {}).items():
+                    headers[name] = value
             await send(message)
 
+        # Every log line written while serving the request carries request_id (see app/core/logging.py).
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         try:
-            with logger.contextualize(request_id=request_id):
-                try:
-                    await self.app(scope, receive, send_with_request_id)
-                except Exception:
-                    logger.exception("Unhandled error")
-                    if response_started:
-                        raise
-                    await problem_response(500, UNEXPECTED_ERROR_DETAIL)(scope, receive, send_with_request_id)
-                finally:
-                    _log_access(scope, status_code, time.perf_counter() - started)
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            logger.exception("Unhandled error")
+            if response_started:
+                raise
+            await problem_response(500, UNEXPECTED_ERROR_DETAIL)(scope, receive, send_with_request_id)
         finally:
+            _log_access(scope, status_code, time.perf_counter() - started)
             request_id_var.reset(token)
 
 
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (low-cardinality, no ids), or the raw path if none matched."""
+    route, app = scope.get("route"), scope.get("app")
+    if route is None:
+        return str(scope["path"])
+    if app is not None:
+        templates = _route_templates.get(app)
+        if templates is None:
+            templates = {id(rc.original_route): rc.path for rc in iter_route_contexts(app.routes) if rc.path}
+            _route_templates[app] = templates
+        if template := templates.get(id(route)):
+            return template
+    return getattr(route, "path", None) or str(scope["path"])
+
+
 def _log_access(scope: Scope, status_code: int, elapsed: float) -> None:
-    route = scope.get("route")
     fields = {
         "method": scope["method"],
-        "route": getattr(route, "path", None) or scope["path"],
+        "route": _route_template(scope),
         "status": status_code,
         "duration_ms": round(elapsed * 1000, 2),
         "client_sub": scope.get("state", {}).get("client_sub"),

@@ -15,8 +15,8 @@ CREATE TABLE deliveries (
 
 -- A message's attempts, newest first (keyset pagination).
 CREATE INDEX deliveries_message_page_idx ON deliveries (message_id, created_at DESC, id DESC);
--- Each webhook's latest attempt for a message (status summary, retries).
-CREATE INDEX deliveries_message_webhook_attempt_idx ON deliveries (message_id, webhook_id, attempt DESC);
+-- Each webhook's latest attempt for a message (status summary, retries); an attempt is recorded once.
+CREATE UNIQUE INDEX deliveries_message_webhook_attempt_idx ON deliveries (message_id, webhook_id, attempt DESC);
 CREATE INDEX deliveries_webhook_idx ON deliveries (webhook_id);
 -- Housekeeping: retries whose task was lost.
 CREATE INDEX deliveries_next_attempt_idx ON deliveries (next_attempt_at) WHERE next_attempt_at IS NOT NULL;

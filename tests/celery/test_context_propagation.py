@@ -36,8 +36,8 @@ from app.core.context import get_request_id, request_id_var
 from app.core.telemetry import configure_telemetry, disable_telemetry
 from app.db.database import engine
 from app.middleware.request_context import REQUEST_ID_HEADER
-from tests.app_helpers import build_app, serve
-from tests.receiver import Received, running_receiver
+from tests.app_helpers import build_app, make_settings, serve
+from tests.receiver import Received, Receiver, running_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).parent / "celery")
@@ -87,15 +87,15 @@ def _fake_task(**request: Any) -> Any:
 
 
 @pytest.fixture
-def log_records() -> Iterator[list[dict[str, Any]]]:
-    records: list[dict[str, Any]] = []
+def log_records() -> Iterator[list[Any]]:
+    records: list[Any] = []
     handler_id = logger.add(lambda message: records.append(message.record), level="DEBUG", format="{message}")
     yield records
     logger.remove(handler_id)
 
 
 def test_the_worker_binds_request_and_task_ids_for_the_task_and_unbinds_them_after(
-    log_records: list[dict[str, Any]],
+    log_records: list[Any],
 ) -> None:
     bind_task_context(task_id="task-1", task=_fake_task(request_id="req-42"))
     logger.info("inside the task")
@@ -113,7 +113,7 @@ def test_the_worker_binds_request_and_task_ids_for_the_task_and_unbinds_them_aft
 
 
 @pytest.mark.parametrize("header", [None, "has spaces", "x" * 129, ["not", "a", "string"]])
-def test_a_task_without_a_usable_request_id_gets_a_new_one(header: object, log_records: list[dict[str, Any]]) -> None:
+def test_a_task_without_a_usable_request_id_gets_a_new_one(header: object, log_records: list[Any]) -> None:
     bind_task_context(task_id="task-2", task=_fake_task(request_id=header))
     try:
         request_id = get_request_id()
@@ -136,14 +136,18 @@ def test_unbinding_an_unknown_task_is_harmless() -> None:
 # --- The whole path, with a real worker process --------------------------------------------------------
 
 
+# One per process: a provider's processors cannot be removed, so tests share one and clear it.
+_EXPORTER = InMemorySpanExporter()
+_PROCESSOR = SimpleSpanProcessor(_EXPORTER)
+
+
 @pytest.fixture
 def api_spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    processor = SimpleSpanProcessor(exporter)
-    configure_telemetry(Settings(_env_file=None), span_processor=processor)
-    yield exporter
+    _EXPORTER.clear()
+    configure_telemetry(make_settings(), span_processor=_PROCESSOR)
+    yield _EXPORTER
     disable_telemetry()
-    processor.shutdown()
+    _EXPORTER.clear()
 
 
 @pytest.fixture
@@ -162,14 +166,14 @@ def worker_log(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def collector() -> Iterator[Any]:
+def collector() -> Iterator[Receiver]:
     """An OTLP/HTTP endpoint: it records what the worker exports."""
     with running_receiver() as receiver:
         yield receiver
 
 
 @pytest.fixture
-def traced_worker(collector: Any, worker_log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def traced_worker(collector: Receiver, worker_log: Path) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url.removesuffix("/hook"),
@@ -179,8 +183,10 @@ def traced_worker(collector: Any, worker_log: Path) -> Iterator[subprocess.Popen
     }
     with worker_log.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
-            [CELERY, "-A", "app.celery_worker", "worker", "--concurrency=1", "--without-heartbeat"]
-            + ["--without-mingle", "--without-gossip"],
+            [
+                *(CELERY, "-A", "app.celery_worker", "worker", "--concurrency=1"),
+                *("--without-heartbeat", "--without-mingle", "--without-gossip"),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -194,6 +200,10 @@ def traced_worker(collector: Any, worker_log: Path) -> Iterator[subprocess.Popen
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _read(path: Path) -> str:
+    return path.read_text()
 
 
 def _exported_spans(requests: list[Received]) -> list[Any]:
@@ -225,7 +235,7 @@ async def test_one_trace_and_one_request_id_from_the_request_to_the_webhook_call
     traced_worker: subprocess.Popen[bytes],
     traced_api: tuple[FastAPI, httpx.AsyncClient],
     api_spans: InMemorySpanExporter,
-    collector: Any,
+    collector: Receiver,
     worker_log: Path,
     auth_headers: dict[str, str],
 ) -> None:
@@ -244,7 +254,7 @@ async def test_one_trace_and_one_request_id_from_the_request_to_the_webhook_call
         )
         assert posted.status_code == 202, posted.text
         received = target.wait_for(1, timeout=DEADLINE_SECONDS)
-        assert len(received) == 1, worker_log.read_text()
+        assert len(received) == 1, _read(worker_log)
         signature = received[0].headers["webhook-signature"]
 
         request_span = _server_span(api_spans.get_finished_spans(), "POST /api/v1/messages")
@@ -272,7 +282,7 @@ async def test_one_trace_and_one_request_id_from_the_request_to_the_webhook_call
     assert any(s.kind == s.SPAN_KIND_CLIENT and s.name != "POST" for s in spans)  # its SQL
 
     # The worker's log lines of that task: JSON, with the API's request id, the task id and the trace id.
-    output = worker_log.read_text()
+    output = _read(worker_log)
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     task_lines = [line for line in lines if line["extra"].get("request_id") == request_id]
     assert task_lines, output

@@ -41,7 +41,7 @@ async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:
     return await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
 
 
-async def assert_rejected(response: httpx.Response, detail: str) -> None:
+def assert_rejected(response: httpx.Response, detail: str) -> None:
     body = assert_problem(response, 401)
     assert response.headers["www-authenticate"] == INVALID_TOKEN
     assert detail in body["detail"]
@@ -71,26 +71,26 @@ async def test_a_token_without_scopes_has_none(client: httpx.AsyncClient, settin
 async def test_wrong_signature(client: httpx.AsyncClient) -> None:
     token = jwt.encode(claims(), "another-secret-of-the-same-length-0123456789", algorithm="HS256")
 
-    await assert_rejected(await me(client, token), "signature is not valid")
+    assert_rejected(await me(client, token), "signature is not valid")
 
 
 async def test_tampered_payload(client: httpx.AsyncClient, settings: Settings) -> None:
     header, _, signature = hs256(settings).split(".")
     forged = f"{header}.{b64url(claims(sub='client-b'))}.{signature}"
 
-    await assert_rejected(await me(client, forged), "signature is not valid")
+    assert_rejected(await me(client, forged), "signature is not valid")
 
 
 async def test_alg_none_is_refused(client: httpx.AsyncClient) -> None:
     unsigned = f"{b64url({'alg': 'none', 'typ': 'JWT'})}.{b64url(claims())}."
 
-    await assert_rejected(await me(client, unsigned), "algorithm must be one of HS256")
+    assert_rejected(await me(client, unsigned), "algorithm must be one of HS256")
 
 
 async def test_hs512_is_refused_even_with_the_right_secret(client: httpx.AsyncClient, settings: Settings) -> None:
     token = jwt.encode(claims(), settings.JWT_SECRET.get_secret_value(), algorithm="HS512")
 
-    await assert_rejected(await me(client, token), "algorithm must be one of HS256")
+    assert_rejected(await me(client, token), "algorithm must be one of HS256")
 
 
 async def test_rs256_is_refused_in_shared_secret_mode(client: httpx.AsyncClient) -> None:
@@ -98,13 +98,13 @@ async def test_rs256_is_refused_in_shared_secret_mode(client: httpx.AsyncClient)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     token = jwt.encode(claims(), pem.decode(), algorithm="RS256")
 
-    await assert_rejected(await me(client, token), "algorithm must be one of HS256")
+    assert_rejected(await me(client, token), "algorithm must be one of HS256")
 
 
 async def test_expired_token(client: httpx.AsyncClient, settings: Settings) -> None:
     past = int(utcnow().timestamp()) - settings.JWT_LEEWAY_SECONDS - 60
 
-    await assert_rejected(await me(client, hs256(settings, exp=past)), "expired")
+    assert_rejected(await me(client, hs256(settings, exp=past)), "expired")
 
 
 async def test_expiry_allows_the_configured_leeway(client: httpx.AsyncClient, settings: Settings) -> None:
@@ -114,11 +114,11 @@ async def test_expiry_allows_the_configured_leeway(client: httpx.AsyncClient, se
 
 
 async def test_missing_exp(client: httpx.AsyncClient, settings: Settings) -> None:
-    await assert_rejected(await me(client, hs256(settings, exp=None)), "lacks the required claim(s): exp")
+    assert_rejected(await me(client, hs256(settings, exp=None)), "lacks the required claim(s): exp")
 
 
 async def test_missing_sub(client: httpx.AsyncClient, settings: Settings) -> None:
-    await assert_rejected(await me(client, hs256(settings, sub=None)), "lacks the required claim(s): sub")
+    assert_rejected(await me(client, hs256(settings, sub=None)), "lacks the required claim(s): sub")
 
 
 @pytest.mark.parametrize("sub", ["", 42])
@@ -156,7 +156,7 @@ async def test_audience_and_issuer_accepted_when_right(strict_client: httpx.Asyn
 async def test_audience_and_issuer_are_checked_when_configured(
     strict_client: httpx.AsyncClient, settings: Settings, overrides: dict[str, Any], detail: str
 ) -> None:
-    await assert_rejected(await me(strict_client, hs256(settings, **overrides)), detail)
+    assert_rejected(await me(strict_client, hs256(settings, **overrides)), detail)
 
 
 async def test_development_tokens_carry_the_configured_audience_and_issuer(strict_client: httpx.AsyncClient) -> None:

@@ -165,8 +165,13 @@ class DeliveryService:
         if message is None:  # deleted meanwhile (cascade): nothing to record
             await self.session.rollback()
             return
+        latest = {d.webhook_id: d for d in await self.deliveries.latest_per_webhook(message_id)}
         retries: list[tuple[AttemptResult, float]] = []
         for result in results:
+            previous = latest.get(result.webhook_id)
+            if previous is not None and previous.attempt >= result.attempt:
+                # A duplicate task recorded this attempt while we were sending; it also scheduled the next.
+                continue
             outcome = result.outcome
             delay = None
             if not outcome.succeeded and outcome.retryable and result.attempt < result.last_attempt:
@@ -178,7 +183,7 @@ class DeliveryService:
                     self.policy.retry_after_max_seconds,
                 )
                 retries.append((result, delay))
-            await self.deliveries.insert_model(
+            latest[result.webhook_id] = await self.deliveries.insert_model(
                 Delivery(
                     message_id=message_id,
                     webhook_id=result.webhook_id,
@@ -190,7 +195,7 @@ class DeliveryService:
                     next_attempt_at=None if delay is None else utcnow() + timedelta(seconds=delay),
                 )
             )
-        message.status = summarise(await self.deliveries.latest_per_webhook(message_id))
+        message.status = summarise(list(latest.values()))
         await self.messages.update_model(message)
         await self.session.commit()
         for result, delay in retries:

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.pagination import PageOut, PageParams
 from app.api.webhook.models import WebhookCreate, WebhookCreated, WebhookRead, WebhookUpdate
-from app.core.exceptions import NotFoundError
+from app.core.exceptions import NotFoundError, ValidationFailedError
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
 from app.services.webhook_sender.service import check_target
@@ -20,7 +20,7 @@ class WebhookService:
         self.allow_private_targets = allow_private_targets
 
     async def create(self, client_id: str, data: WebhookCreate) -> WebhookCreated:
-        await check_target(data.url, self.allow_private_targets)
+        await self._check_target(data.url)
         webhook = await self.webhooks.insert_model(
             Webhook(client_id=client_id, secret=generate_secret(), **data.model_dump())
         )
@@ -37,7 +37,7 @@ class WebhookService:
     async def update(self, client_id: str, webhook_id: uuid.UUID, data: WebhookUpdate) -> WebhookRead:
         await self._owned(client_id, webhook_id)
         if data.url is not None:
-            await check_target(data.url, self.allow_private_targets)
+            await self._check_target(data.url)
         webhook = await self.webhooks.update(webhook_id, data)
         assert webhook is not None  # owned and live, under this transaction
         await self.session.commit()
@@ -47,6 +47,14 @@ class WebhookService:
         await self._owned(client_id, webhook_id)
         await self.webhooks.soft_delete(webhook_id)
         await self.session.commit()
+
+    async def _check_target(self, url: str) -> None:
+        """Refuse targets that are unsafe to POST to, as a field error like any other bad `url`."""
+        try:
+            await check_target(url, self.allow_private_targets)
+        except ValidationFailedError as exc:
+            errors = [{"loc": ["body", "url"], "msg": exc.detail, "type": "value_error"}]
+            raise ValidationFailedError(exc.detail, extensions={"errors": errors}) from None
 
     async def _owned(self, client_id: str, webhook_id: uuid.UUID) -> Webhook:
         # Another client's webhook answers exactly like a missing one: no existence oracle.

@@ -1,0 +1,98 @@
+"""Liveness and readiness against the real PostgreSQL and Redis, and against really unreachable ones."""
+
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from app.api.health.points import get_health_service
+from app.api.health.service import HealthService
+from app.db.database import create_engine, engine
+from app.db.migrations import newest_migration_version
+from tests.app_helpers import assert_problem, build_app, closed_port, make_settings, serve
+
+
+async def test_live(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/live")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_when_everything_answers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/ready")
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": {"status": "ok", "detail": None}, "redis": {"status": "ok", "detail": None}},
+    }
+
+
+async def test_not_ready_when_redis_is_unreachable() -> None:
+    async with serve(build_app(REDIS_PORT=closed_port())) as client:
+        response = await client.get("/health/ready")
+
+    body = assert_problem(response, 503)
+    assert body["checks"]["database"] == {"status": "ok", "detail": None}
+    assert body["checks"]["redis"]["status"] == "failing"
+    assert body["checks"]["redis"]["detail"].startswith("unreachable (")
+    assert body["detail"].startswith("Not ready (redis: unreachable")
+
+
+async def test_not_ready_when_postgres_is_unreachable(client: httpx.AsyncClient, app: FastAPI) -> None:
+    dead_engine = create_engine(make_settings(DB_HOST="127.0.0.1", DB_PORT=closed_port()))
+    app.dependency_overrides[get_health_service] = lambda: HealthService(
+        dead_engine, app.state.redis, newest_migration_version(), timeout=2.0
+    )
+    try:
+        response = await client.get("/health/ready")
+    finally:
+        await dead_engine.dispose()
+
+    body = assert_problem(response, 503)
+    assert body["checks"]["redis"] == {"status": "ok", "detail": None}
+    assert body["checks"]["database"]["status"] == "failing"
+    assert body["checks"]["database"]["detail"].startswith("unreachable (")
+    assert str(dead_engine.url.port) not in response.text  # addresses stay in the log
+
+
+async def test_not_ready_when_the_schema_is_not_the_one_the_code_expects(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    app.dependency_overrides[get_health_service] = lambda: HealthService(
+        engine, app.state.redis, "29991231235959", timeout=2.0
+    )
+
+    response = await client.get("/health/ready")
+
+    body = assert_problem(response, 503)
+    detail = body["checks"]["database"]["detail"]
+    assert detail == f"schema is at migration {newest_migration_version()}, the code expects 29991231235959"
+    assert body["checks"]["redis"]["status"] == "ok"
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never answers (a hung server)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+async def test_not_ready_when_redis_hangs(client: httpx.AsyncClient, app: FastAPI, silent_port: int) -> None:
+    hung = Redis(host="127.0.0.1", port=silent_port)
+    app.dependency_overrides[get_health_service] = lambda: HealthService(
+        engine, hung, newest_migration_version(), timeout=0.2
+    )
+    try:
+        response = await client.get("/health/ready")
+    finally:
+        await hung.aclose()
+
+    body = assert_problem(response, 503)
+    assert body["checks"]["redis"] == {"status": "failing", "detail": "no answer within 0.2s"}

@@ -1,0 +1,704 @@
+"""DeliveryService against a real local HTTP receiver, the real database and a recording queue."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from app.api.messaging.delivery_service import DeliveryPolicy, DeliveryService, summarise
+from app.core.config import Settings
+from app.db.delivery.model import Delivery, DeliveryStatus
+from app.db.delivery.table import DeliveriesTable
+from app.db.message.model import Message, MessageStatus
+from app.db.message.table import MessagesTable
+from app.db.webhook.model import Webhook
+from app.db.webhook.table import WebhooksTable
+from app.services.webhook_sender.models import DeliveryOutcome, WebhookMessage
+from app.services.webhook_sender.service import WebhookSender
+from app.services.webhook_sender.signing import generate_secret
+from app.utils.time import utcnow
+from tests.api.conftest import BrokenQueue, RecordingQueue, RetryCall
+from tests.api.messaging.receiver import Answer, Receiver, running_receiver
+from tests.app_helpers import closed_port
+
+T = TypeVar("T", Webhook, Message, Delivery)
+
+POLICY = DeliveryPolicy(
+    max_attempts=3,
+    timeout_seconds=2.0,
+    retry_base_seconds=1.0,
+    retry_max_seconds=10.0,
+    retry_after_max_seconds=30.0,
+    requeue_after=timedelta(seconds=60),
+    stalled_after=timedelta(minutes=5),
+    retention=timedelta(days=30),
+)
+PAYLOAD: dict[str, Any] = {"order_id": 42, "lines": [{"sku": "A-1", "qty": 2}], "note": "café ☕"}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as server:
+        yield server
+
+
+@pytest.fixture
+async def sender() -> AsyncIterator[WebhookSender]:
+    # trust_env=False: a proxy configured in the environment must not intercept 127.0.0.1.
+    async with httpx.AsyncClient(trust_env=False) as http_client:
+        yield WebhookSender(http_client, allow_private=True)
+
+
+@pytest.fixture
+def service(db_session: AsyncSession, sender: WebhookSender, queue: RecordingQueue) -> DeliveryService:
+    return DeliveryService(db_session, sender, queue, POLICY)
+
+
+class Data:
+    """Rows written straight to the tables, as the API would have left them.
+
+    Every row handed to a test is a detached snapshot: the service under test rolls the shared
+    session back at times, which would expire attached instances mid-assertion.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.webhooks = WebhooksTable(session)
+        self.messages = MessagesTable(session)
+        self.deliveries = DeliveriesTable(session)
+
+    async def webhook(
+        self, url: str, *events: str, client_id: str = "client-a", active: bool = True, deleted: bool = False
+    ) -> Webhook:
+        webhook = await self.webhooks.insert_model(
+            Webhook(
+                client_id=client_id,
+                url=url,
+                events=list(events or ("order.created",)),
+                active=active,
+                secret=generate_secret(),
+            )
+        )
+        if deleted:
+            assert await self.webhooks.soft_delete(webhook.id)
+            await self.session.refresh(webhook)
+        await self.session.commit()
+        return self._detached(webhook)
+
+    async def message(
+        self,
+        event: str = "order.created",
+        *,
+        client_id: str = "client-a",
+        status: MessageStatus = MessageStatus.PENDING,
+        age: timedelta = timedelta(0),
+    ) -> Message:
+        at = utcnow() - age
+        message = await self.messages.insert_model(
+            Message(client_id=client_id, event=event, payload=PAYLOAD, status=status, created_at=at, updated_at=at)
+        )
+        await self.session.commit()
+        return self._detached(message)
+
+    async def delivery(
+        self,
+        message: Message,
+        webhook: Webhook,
+        attempt: int,
+        *,
+        succeeded: bool = False,
+        next_attempt_at: datetime | None = None,
+        age: timedelta = timedelta(0),
+    ) -> Delivery:
+        delivery = await self.deliveries.insert_model(
+            Delivery(
+                message_id=message.id,
+                webhook_id=webhook.id,
+                attempt=attempt,
+                status=DeliveryStatus.SUCCEEDED if succeeded else DeliveryStatus.FAILED,
+                response_status=200 if succeeded else 503,
+                error=None if succeeded else "HTTP 503",
+                duration_ms=5,
+                next_attempt_at=next_attempt_at,
+                created_at=utcnow() - age,
+            )
+        )
+        await self.session.commit()
+        return self._detached(delivery)
+
+    async def attempts(self, message: Message) -> list[Delivery]:
+        """Every delivery row of the message, by webhook url order of creation and attempt."""
+        rows = [self._detached(row) for row in await self.deliveries.all_by(message_id=message.id)]
+        return sorted(rows, key=lambda d: (d.attempt, d.created_at))
+
+    async def status(self, message: Message) -> MessageStatus:
+        row = await self.messages.lock(message.id)  # populate_existing: what the database says now
+        assert row is not None
+        await self.session.commit()
+        return row.status
+
+    def _detached(self, row: T) -> T:
+        self.session.expunge(row)
+        return row
+
+
+@pytest.fixture
+def data(db_session: AsyncSession) -> Data:
+    return Data(db_session)
+
+
+# ---- fan-out -----------------------------------------------------------------------------------
+
+
+async def test_fan_out_sends_to_every_subscribed_active_webhook_of_the_client_only(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    first = await data.webhook(receiver.url(200), "order.created")
+    second = await data.webhook(receiver.url(204), "order.paid", "order.created")
+    others = [
+        await data.webhook(receiver.url(200), "order.created", client_id="client-b"),
+        await data.webhook(receiver.url(200), "order.paid"),
+        await data.webhook(receiver.url(200), "order.created", active=False),
+        await data.webhook(receiver.url(200), "order.created", deleted=True),
+        await data.webhook(receiver.url(200), "order"),  # a prefix is a different event
+    ]
+    message = await data.message("order.created")
+
+    await service.fan_out(message.id)
+
+    attempts = await data.attempts(message)
+    assert sorted((d.webhook_id, d.attempt, d.status, d.response_status) for d in attempts) == sorted(
+        [(first.id, 1, DeliveryStatus.SUCCEEDED, 200), (second.id, 1, DeliveryStatus.SUCCEEDED, 204)]
+    )
+    assert all(d.error is None and d.next_attempt_at is None and d.duration_ms >= 0 for d in attempts)
+    assert await data.status(message) == MessageStatus.DELIVERED
+    assert len(receiver.to(first.url)) == 1
+    assert len(receiver.to(second.url)) == 1
+    assert all(receiver.to(webhook.url) == [] for webhook in others)
+    assert len(receiver.requests) == 2
+    assert queue.retries == []
+    assert queue.fan_outs == []
+
+
+async def test_the_request_is_signed_per_standard_webhooks(
+    service: DeliveryService, data: Data, receiver: Receiver
+) -> None:
+    webhook = await data.webhook(receiver.url(200))
+    message = await data.message()
+    sent_after = int(utcnow().timestamp())
+
+    await service.fan_out(message.id)
+
+    (request,) = receiver.to(webhook.url)
+    assert request.headers["webhook-id"] == str(message.id)
+    assert request.headers["content-type"] == "application/json"
+    assert sent_after <= int(request.headers["webhook-timestamp"]) <= int(utcnow().timestamp())
+    assert request.headers["webhook-signature"].startswith("v1,")
+    document = json.loads(request.body)
+    assert document == {"type": "order.created", "timestamp": document["timestamp"], "data": PAYLOAD}
+    assert datetime.fromisoformat(document["timestamp"]) == message.created_at
+
+    verified = StandardWebhook(webhook.secret).verify(request.body, request.headers)
+    assert verified == document
+    with pytest.raises(WebhookVerificationError):
+        StandardWebhook(generate_secret()).verify(request.body, request.headers)
+    with pytest.raises(WebhookVerificationError):
+        StandardWebhook(webhook.secret).verify(request.body.replace(b"42", b"43"), request.headers)
+
+
+async def test_each_webhook_gets_a_signature_with_its_own_secret(
+    service: DeliveryService, data: Data, receiver: Receiver
+) -> None:
+    webhooks = [await data.webhook(receiver.url(200)) for _ in range(2)]
+    message = await data.message()
+
+    await service.fan_out(message.id)
+
+    for webhook in webhooks:
+        (request,) = receiver.to(webhook.url)
+        StandardWebhook(webhook.secret).verify(request.body, request.headers)
+    bodies = {request.body for request in receiver.requests}
+    assert len(bodies) == 1  # the same document to everyone
+
+
+async def test_fan_out_with_no_subscribed_webhook_is_delivered(
+    service: DeliveryService, data: Data, receiver: Receiver
+) -> None:
+    await data.webhook(receiver.url(200), "order.paid")
+    message = await data.message("order.created")
+
+    await service.fan_out(message.id)
+
+    assert await data.status(message) == MessageStatus.DELIVERED
+    assert await data.attempts(message) == []
+    assert receiver.requests == []
+
+
+async def test_fan_out_twice_sends_once(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    webhook = await data.webhook(receiver.url(500))
+    message = await data.message()
+
+    await service.fan_out(message.id)
+    await service.fan_out(message.id)  # a duplicate task, e.g. re-queued by housekeeping
+
+    assert len(receiver.to(webhook.url)) == 1
+    assert len(await data.attempts(message)) == 1
+    assert len(queue.retries) == 1
+
+
+async def test_fan_out_of_an_unknown_message_does_nothing(
+    service: DeliveryService, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    await service.fan_out(uuid.uuid4())
+    assert receiver.requests == []
+    assert queue.retries == []
+
+
+@pytest.mark.parametrize("status", [MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.PARTIALLY_FAILED])
+async def test_fan_out_of_a_finished_message_does_nothing(
+    service: DeliveryService, data: Data, receiver: Receiver, status: MessageStatus
+) -> None:
+    await data.webhook(receiver.url(200))
+    message = await data.message(status=status, age=timedelta(hours=1))
+
+    await service.fan_out(message.id)
+
+    assert receiver.requests == []
+    assert await data.status(message) == status
+
+
+async def test_fan_out_reclaims_a_message_whose_worker_died(
+    service: DeliveryService, data: Data, receiver: Receiver
+) -> None:
+    """Delivering for longer than a task may live, and nothing recorded: the fan-out runs again."""
+    webhook = await data.webhook(receiver.url(200))
+    stalled = await data.message(status=MessageStatus.DELIVERING, age=POLICY.stalled_after + timedelta(minutes=1))
+    running = await data.message(status=MessageStatus.DELIVERING, age=timedelta(seconds=5))
+
+    await service.fan_out(stalled.id)
+    await service.fan_out(running.id)
+
+    assert [r.headers["webhook-id"] for r in receiver.to(webhook.url)] == [str(stalled.id)]
+    assert await data.status(stalled) == MessageStatus.DELIVERED
+    assert await data.status(running) == MessageStatus.DELIVERING
+
+
+async def test_fan_out_leaves_a_stalled_message_with_deliveries_alone(
+    service: DeliveryService, data: Data, receiver: Receiver
+) -> None:
+    """Its attempts were recorded, so the retries (not a second fan-out) carry on."""
+    webhook = await data.webhook(receiver.url(200))
+    message = await data.message(status=MessageStatus.DELIVERING, age=timedelta(hours=1))
+    await data.delivery(message, webhook, 1, next_attempt_at=utcnow())
+
+    await service.fan_out(message.id)
+
+    assert receiver.requests == []
+    assert len(await data.attempts(message)) == 1
+
+
+# ---- outcomes and status ----------------------------------------------------------------------
+
+
+async def test_retryable_failure_schedules_a_retry_and_keeps_delivering(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    webhook = await data.webhook(receiver.url(503))
+    message = await data.message()
+    before = utcnow()
+
+    await service.fan_out(message.id)
+
+    (attempt,) = await data.attempts(message)
+    assert attempt.status == DeliveryStatus.FAILED
+    assert attempt.response_status == 503
+    assert attempt.error == "HTTP 503"
+    assert await data.status(message) == MessageStatus.DELIVERING
+    (call,) = queue.retries
+    assert (call.message_id, call.webhook_id, call.attempt, call.last_attempt) == (message.id, webhook.id, 2, 3)
+    # Full jitter: anywhere in [0, base * 2**0].
+    assert 0 <= call.delay <= POLICY.retry_base_seconds
+    assert attempt.next_attempt_at is not None
+    scheduled = (attempt.next_attempt_at - before).total_seconds()
+    assert call.delay - 0.5 <= scheduled <= call.delay + 5
+
+
+async def test_connection_refused_is_retried(
+    service: DeliveryService, data: Data, queue: RecordingQueue, receiver: Receiver
+) -> None:
+    await data.webhook(f"http://127.0.0.1:{closed_port()}/hook")
+    message = await data.message()
+
+    await service.fan_out(message.id)
+
+    (attempt,) = await data.attempts(message)
+    assert attempt.response_status is None
+    assert attempt.error == "connection refused"
+    assert [call.attempt for call in queue.retries] == [2]
+    assert await data.status(message) == MessageStatus.DELIVERING
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 410, 422, 301])
+async def test_permanent_failure_fails_without_retry(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue, status: int
+) -> None:
+    await data.webhook(receiver.url(Answer(status, {"location": "https://elsewhere.example/"})))
+    message = await data.message()
+
+    await service.fan_out(message.id)
+
+    (attempt,) = await data.attempts(message)
+    assert attempt.response_status == status
+    assert attempt.error is not None
+    assert attempt.error.startswith(f"HTTP {status}")
+    assert attempt.next_attempt_at is None
+    assert queue.retries == []
+    assert await data.status(message) == MessageStatus.FAILED
+
+
+async def test_mixed_outcomes_are_partially_failed(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    await data.webhook(receiver.url(200))
+    await data.webhook(receiver.url(400))
+    message = await data.message()
+
+    await service.fan_out(message.id)
+
+    assert sorted(d.status for d in await data.attempts(message)) == [DeliveryStatus.FAILED, DeliveryStatus.SUCCEEDED]
+    assert await data.status(message) == MessageStatus.PARTIALLY_FAILED
+    assert queue.retries == []
+
+
+async def test_a_pending_retry_keeps_the_message_delivering(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    await data.webhook(receiver.url(200))
+    retried = await data.webhook(receiver.url(500, 200))
+    message = await data.message()
+
+    await service.fan_out(message.id)
+    assert await data.status(message) == MessageStatus.DELIVERING
+
+    (call,) = queue.retries
+    await service.retry(message.id, retried.id, call.attempt, call.last_attempt)
+    assert await data.status(message) == MessageStatus.DELIVERED
+
+
+# ---- retries -----------------------------------------------------------------------------------
+
+
+async def test_retry_records_the_next_attempt_and_a_duplicate_does_nothing(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    webhook = await data.webhook(receiver.url(500, 200))
+    message = await data.message()
+    await service.fan_out(message.id)
+
+    await service.retry(message.id, webhook.id, 2, 3)
+    await service.retry(message.id, webhook.id, 2, 3)  # the same task delivered twice by the broker
+
+    assert len(receiver.to(webhook.url)) == 2
+    attempts = await data.attempts(message)
+    assert [(d.attempt, d.status, d.response_status) for d in attempts] == [
+        (1, DeliveryStatus.FAILED, 500),
+        (2, DeliveryStatus.SUCCEEDED, 200),
+    ]
+    assert attempts[1].next_attempt_at is None
+    assert await data.status(message) == MessageStatus.DELIVERED
+    assert len(queue.retries) == 1  # only the one scheduled after attempt 1
+    # The same message id on every attempt, so receivers can de-duplicate.
+    assert {r.headers["webhook-id"] for r in receiver.to(webhook.url)} == {str(message.id)}
+
+
+async def test_after_the_last_attempt_the_message_fails(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    webhook = await data.webhook(receiver.url(503))
+    message = await data.message()
+
+    await service.fan_out(message.id)
+    for _ in range(POLICY.max_attempts - 1):
+        call = queue.retries[-1]
+        assert await data.status(message) == MessageStatus.DELIVERING
+        await service.retry(call.message_id, call.webhook_id, call.attempt, call.last_attempt)
+
+    assert [call.attempt for call in queue.retries] == [2, 3]  # nothing after attempt 3
+    assert all(call.last_attempt == POLICY.max_attempts for call in queue.retries)
+    attempts = await data.attempts(message)
+    assert [d.attempt for d in attempts] == [1, 2, 3]
+    assert attempts[-1].next_attempt_at is None
+    assert all(d.next_attempt_at is not None for d in attempts[:-1])
+    assert len(receiver.to(webhook.url)) == 3
+    assert await data.status(message) == MessageStatus.FAILED
+
+
+async def test_backoff_grows_with_the_attempt_number_up_to_the_cap(
+    data: Data, db_session: AsyncSession, sender: WebhookSender, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    policy = DeliveryPolicy(**{**_fields(POLICY), "max_attempts": 10, "retry_max_seconds": 3.0})
+    service = DeliveryService(db_session, sender, queue, policy)
+    webhook = await data.webhook(receiver.url(500))
+    message = await data.message()
+    await service.fan_out(message.id)
+    for attempt in range(2, 8):
+        await service.retry(message.id, webhook.id, attempt, 10)
+
+    delays = [call.delay for call in queue.retries]
+    ceilings = [min(3.0, 1.0 * 2 ** (n - 1)) for n in range(1, 8)]
+    assert len(delays) == 7
+    assert all(0 <= delay <= ceiling for delay, ceiling in zip(delays, ceilings, strict=True))
+
+
+def _fields(policy: DeliveryPolicy) -> dict[str, Any]:
+    return {name: getattr(policy, name) for name in DeliveryPolicy.__dataclass_fields__}
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "delay"),
+    [("7", 7.0), ("0", 0.0), ("86400", POLICY.retry_after_max_seconds)],
+    ids=["honoured", "zero", "capped"],
+)
+async def test_429_retry_after_sets_the_delay(
+    service: DeliveryService,
+    data: Data,
+    receiver: Receiver,
+    queue: RecordingQueue,
+    retry_after: str,
+    delay: float,
+) -> None:
+    await data.webhook(receiver.url(Answer(429, {"Retry-After": retry_after})))
+    message = await data.message()
+    before = utcnow()
+
+    await service.fan_out(message.id)
+
+    (call,) = queue.retries
+    assert call.delay == delay
+    (attempt,) = await data.attempts(message)
+    assert attempt.response_status == 429
+    assert attempt.next_attempt_at is not None
+    assert timedelta(seconds=delay) <= attempt.next_attempt_at - before <= timedelta(seconds=delay + 5)
+
+
+async def test_retry_after_http_date_is_honoured(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    when = (utcnow() + timedelta(seconds=20)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    await data.webhook(receiver.url(Answer(503, {"Retry-After": when})))
+    message = await data.message()
+
+    await service.fan_out(message.id)
+
+    (call,) = queue.retries
+    assert 17 <= call.delay <= 20
+
+
+@pytest.mark.parametrize("gone", ["deleted", "deactivated"])
+async def test_retry_to_a_deleted_or_deactivated_webhook_records_a_failure(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue, gone: str
+) -> None:
+    webhook = await data.webhook(receiver.url(500, 200))
+    message = await data.message()
+    await service.fan_out(message.id)
+    if gone == "deleted":
+        assert await data.webhooks.soft_delete(webhook.id)
+    else:
+        await data.webhooks.update(webhook.id, {"active": False})
+    await data.session.commit()
+
+    await service.retry(message.id, webhook.id, 2, 3)
+
+    assert len(receiver.to(webhook.url)) == 1  # only the first attempt went out
+    last = (await data.attempts(message))[-1]
+    assert (last.attempt, last.status, last.response_status) == (2, DeliveryStatus.FAILED, None)
+    assert last.error == "webhook deleted or deactivated"
+    assert last.next_attempt_at is None
+    assert len(queue.retries) == 1  # not retried again
+    assert await data.status(message) == MessageStatus.FAILED
+
+
+async def test_retry_of_an_unknown_message_does_nothing(
+    service: DeliveryService, data: Data, receiver: Receiver
+) -> None:
+    webhook = await data.webhook(receiver.url(200))
+    await service.retry(uuid.uuid4(), webhook.id, 2, 3)
+    assert receiver.requests == []
+
+
+async def test_a_retry_that_cannot_be_queued_is_left_for_housekeeping(
+    db_session: AsyncSession, sender: WebhookSender, data: Data, receiver: Receiver
+) -> None:
+    broken = BrokenQueue()
+    service = DeliveryService(db_session, sender, broken, POLICY)
+    await data.webhook(receiver.url(503))
+    message = await data.message()
+
+    await service.fan_out(message.id)  # does not raise
+
+    assert len(broken.retries) == 1
+    (attempt,) = await data.attempts(message)
+    assert attempt.next_attempt_at is not None  # housekeeping's overdue_retries will find it
+    assert await data.status(message) == MessageStatus.DELIVERING
+
+
+# ---- housekeeping ------------------------------------------------------------------------------
+
+
+async def test_requeue_stranded_requeues_old_pending_and_stalled_messages_only(
+    service: DeliveryService, data: Data, queue: RecordingQueue, receiver: Receiver
+) -> None:
+    old = POLICY.requeue_after + timedelta(seconds=5)
+    stalled_age = POLICY.stalled_after + timedelta(minutes=1)
+    webhook = await data.webhook(receiver.url(200))
+    pending_old = await data.message(age=old)
+    pending_other_client = await data.message(client_id="client-b", age=old)
+    stalled = await data.message(status=MessageStatus.DELIVERING, age=stalled_age)
+    await data.message(age=timedelta(seconds=5))  # pending, but recently: its task is probably queued
+    await data.message(status=MessageStatus.DELIVERING, age=old)  # delivering, not yet stalled
+    await data.message(status=MessageStatus.DELIVERED, age=timedelta(days=1))
+    await data.message(status=MessageStatus.FAILED, age=timedelta(days=1))
+    stalled_with_history = await data.message(status=MessageStatus.DELIVERING, age=stalled_age)
+    await data.delivery(stalled_with_history, webhook, 1, succeeded=True)
+
+    count = await service.requeue_stranded()
+
+    mine = {pending_old.id, pending_other_client.id, stalled.id}
+    assert mine <= set(queue.fan_outs)
+    assert stalled_with_history.id not in queue.fan_outs
+    # Oldest first; anything else found was committed by another test (e.g. the end-to-end one).
+    ordered = [message_id for message_id in queue.fan_outs if message_id in mine]
+    assert ordered == [stalled.id, pending_old.id, pending_other_client.id]
+    assert count == len(queue.fan_outs) + len(queue.retries)
+    assert receiver.requests == []  # it only queues
+
+
+async def test_requeue_stranded_requeues_overdue_retries(
+    service: DeliveryService, data: Data, queue: RecordingQueue, receiver: Receiver
+) -> None:
+    overdue_at = utcnow() - POLICY.stalled_after - timedelta(minutes=1)
+    webhook, other = await data.webhook(receiver.url(200)), await data.webhook(receiver.url(200))
+    message = await data.message(status=MessageStatus.DELIVERING, age=timedelta(hours=1))
+    lost = await data.delivery(message, webhook, 2, next_attempt_at=overdue_at)
+    # Already superseded by a later attempt: not lost.
+    await data.delivery(message, other, 1, next_attempt_at=overdue_at)
+    await data.delivery(message, other, 2, succeeded=True)
+    # Due soon, or only just due: its task is presumably still on the way.
+    second = await data.message(status=MessageStatus.DELIVERING, age=timedelta(hours=1))
+    await data.delivery(second, webhook, 1, next_attempt_at=utcnow() + timedelta(seconds=30))
+    await data.delivery(second, other, 1, next_attempt_at=utcnow() - timedelta(seconds=30))
+
+    count = await service.requeue_stranded()
+
+    ours = [call for call in queue.retries if call.message_id in (message.id, second.id)]
+    assert ours == [RetryCall(message.id, lost.webhook_id, 3, POLICY.max_attempts, 0)]
+    assert count == len(queue.fan_outs) + len(queue.retries)
+
+
+async def test_requeue_stranded_with_nothing_to_do(service: DeliveryService, queue: RecordingQueue, data: Data) -> None:
+    fresh = await data.message()
+    count = await service.requeue_stranded()
+    assert fresh.id not in queue.fan_outs
+    assert count == len(queue.fan_outs) + len(queue.retries)
+
+
+async def test_purge_deliveries_removes_rows_past_retention(service: DeliveryService, data: Data) -> None:
+    webhook = await data.webhook("https://example.com/")
+    message = await data.message(status=MessageStatus.FAILED, age=timedelta(days=40))
+    expired = await data.delivery(message, webhook, 1, age=POLICY.retention + timedelta(hours=1))
+    kept = [
+        await data.delivery(message, webhook, 2, age=POLICY.retention - timedelta(hours=1)),
+        await data.delivery(message, webhook, 3),
+    ]
+
+    purged = await service.purge_deliveries()
+
+    assert purged == 1
+    remaining = {d.id for d in await data.deliveries.all_by(message_id=message.id)}
+    assert remaining == {d.id for d in kept}
+    assert expired.id not in remaining
+    assert await data.messages.first_or_default(message.id) is not None  # messages stay
+    assert await service.purge_deliveries() == 0
+
+
+# ---- summarise ---------------------------------------------------------------------------------
+
+
+def _attempt(succeeded: bool, retry_scheduled: bool = False) -> Delivery:
+    return Delivery(
+        message_id=uuid.uuid4(),
+        webhook_id=uuid.uuid4(),
+        attempt=1,
+        status=DeliveryStatus.SUCCEEDED if succeeded else DeliveryStatus.FAILED,
+        duration_ms=1,
+        next_attempt_at=utcnow() if retry_scheduled else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("latest", "expected"),
+    [
+        ([], MessageStatus.DELIVERED),
+        ([_attempt(True)], MessageStatus.DELIVERED),
+        ([_attempt(True), _attempt(True)], MessageStatus.DELIVERED),
+        ([_attempt(False)], MessageStatus.FAILED),
+        ([_attempt(False), _attempt(False)], MessageStatus.FAILED),
+        ([_attempt(True), _attempt(False)], MessageStatus.PARTIALLY_FAILED),
+        ([_attempt(True), _attempt(False, retry_scheduled=True)], MessageStatus.DELIVERING),
+        ([_attempt(False), _attempt(False, retry_scheduled=True)], MessageStatus.DELIVERING),
+    ],
+    ids=["none", "one-ok", "all-ok", "one-failed", "all-failed", "mixed", "retrying", "failed-and-retrying"],
+)
+def test_summarise(latest: list[Delivery], expected: MessageStatus) -> None:
+    assert summarise(latest) == expected
+
+
+def test_policy_from_settings(settings: Settings) -> None:
+    policy = DeliveryPolicy.from_settings(settings)
+    assert policy.max_attempts == settings.WEBHOOK_MAX_ATTEMPTS
+    assert policy.retry_after_max_seconds == settings.WEBHOOK_RETRY_AFTER_MAX_SECONDS
+    assert policy.requeue_after == timedelta(seconds=settings.MESSAGE_REQUEUE_AFTER_SECONDS)
+    assert policy.retention == timedelta(days=settings.DELIVERY_RETENTION_DAYS)
+    # A fan-out is only presumed dead once its task's hard time limit has passed.
+    assert policy.stalled_after > timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT_SECONDS)
+
+
+class RacingSender(WebhookSender):
+    """While this worker is sending, a duplicate task on another worker records the same attempt."""
+
+    def __init__(self, inner: WebhookSender, race: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(inner.http_client, allow_private=inner.allow_private)
+        self.race = race
+
+    async def deliver(self, url: str, secret: str, message: WebhookMessage, timeout_seconds: float) -> DeliveryOutcome:
+        outcome = await super().deliver(url, secret, message, timeout_seconds)
+        await self.race()
+        return outcome
+
+
+async def test_concurrent_duplicate_retries_record_the_attempt_once(
+    db_session: AsyncSession, sender: WebhookSender, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    webhook = await data.webhook(receiver.url(500))
+    message = await data.message()
+    await DeliveryService(db_session, sender, queue, POLICY).fan_out(message.id)
+    queue.retries.clear()
+
+    async def other_worker_records_attempt_2() -> None:
+        await data.delivery(message, webhook, 2, next_attempt_at=utcnow() + timedelta(seconds=1))
+
+    racing = DeliveryService(db_session, RacingSender(sender, other_worker_records_attempt_2), queue, POLICY)
+    await racing.retry(message.id, webhook.id, 2, 3)
+
+    assert [d.attempt for d in await data.attempts(message)] == [1, 2]
+    assert queue.retries == []  # the worker that recorded attempt 2 scheduled attempt 3, not this one
+    assert await data.status(message) == MessageStatus.DELIVERING

@@ -1,0 +1,104 @@
+"""Authentication on the versioned API: denied by default, bearer tokens only, scopes per route."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends
+
+from app.api.deps import authenticate, require_scopes
+from app.core.security import Principal
+from tests.app_helpers import assert_problem, build_app, serve
+from tests.conftest import TokenFactory
+
+# Test-only routes, behind the same router-level authentication as the real /api/v1.
+scoped_router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)])
+
+
+@scoped_router.get("/test-scoped")
+async def scoped(
+    client: Annotated[Principal, Depends(require_scopes("webhooks:write", "messages:read"))],
+) -> dict[str, str]:
+    return {"sub": client.sub}
+
+
+@pytest.fixture(scope="module")
+async def scoped_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(build_app(scoped_router)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Basic Y2xpZW50OnNlY3JldA==", "Bearer", "Bearer ", "Token abc.def.ghi"],
+    ids=["absent", "empty", "basic", "bearer-alone", "bearer-blank", "other-scheme"],
+)
+async def test_no_bearer_token_is_401_with_a_bare_challenge(
+    client: httpx.AsyncClient, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+
+    response = await client.get("/api/v1/me", headers=headers)
+
+    body = assert_problem(response, 401)
+    # RFC 6750 section 3.1: no credentials, so no error code in the challenge.
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "Authorization: Bearer" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["garbage", "a.b.c", "e30.e30.", "not base64!.x.y", "eyJhbGciOiJIUzI1NiJ9"],
+    ids=["one-part", "three-junk-parts", "empty-header", "bad-characters", "header-only"],
+)
+async def test_malformed_bearer_token_is_401(client: httpx.AsyncClient, token: str) -> None:
+    response = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+
+    assert_problem(response, 401)
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+async def test_the_scheme_is_case_insensitive(client: httpx.AsyncClient, make_token: TokenFactory) -> None:
+    response = await client.get("/api/v1/me", headers={"Authorization": f"bearer {make_token()}"})
+
+    assert response.status_code == 200
+
+
+async def test_a_token_with_every_required_scope_passes(
+    scoped_client: httpx.AsyncClient, make_token: TokenFactory
+) -> None:
+    token = make_token(sub="client-s", scopes=("messages:read", "webhooks:write"))
+
+    response = await scoped_client.get("/api/v1/test-scoped", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 200
+    assert response.json() == {"sub": "client-s"}
+
+
+async def test_a_missing_scope_is_403(scoped_client: httpx.AsyncClient, make_token: TokenFactory) -> None:
+    token = make_token(scopes=("messages:read", "webhooks:read"))
+
+    response = await scoped_client.get("/api/v1/test-scoped", headers={"Authorization": f"Bearer {token}"})
+
+    body = assert_problem(response, 403)
+    assert body["detail"] == "The token lacks the scope(s): webhooks:write."
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="webhooks:write messages:read"'
+    )
+
+
+async def test_scopes_are_checked_after_authentication(scoped_client: httpx.AsyncClient) -> None:
+    response = await scoped_client.get("/api/v1/test-scoped")
+
+    assert_problem(response, 401)
+
+
+async def test_openapi_declares_the_bearer_scheme(client: httpx.AsyncClient) -> None:
+    response = await client.get("/openapi.json")
+
+    assert response.status_code == 200
+    document = response.json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert {"HTTPBearer": []} in document["paths"]["/api/v1/me"]["get"]["security"]
+    assert "security" not in document["paths"]["/health/live"]["get"]

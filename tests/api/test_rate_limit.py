@@ -1,0 +1,173 @@
+"""Rate limiting per client `sub`, in the real Redis: headers on every answer, 429 past the limit.
+
+Each test uses subjects of its own and a frozen clock in the middle of a window, so that neither reruns
+within the same minute nor a window boundary falling between two requests can change the outcome.
+"""
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from loguru import logger
+from redis import Redis
+
+from app.core.config import Settings
+from app.services.rate_limit.constants import KEY_PREFIX
+from app.services.rate_limit.service import RateLimiter
+from tests.app_helpers import assert_problem, build_app, closed_port, serve
+
+LIMIT = 5
+WINDOW_START = 1_800_000_000  # a multiple of 60
+NOW = WINDOW_START + 45.5  # 14.5 s before the window ends: RateLimit-Reset is 15
+
+TokenFactory = Callable[..., str]
+
+
+def limiter_of(app: FastAPI) -> RateLimiter:
+    limiter: RateLimiter = app.state.rate_limiter
+    return limiter
+
+
+@pytest.fixture
+def sub() -> str:
+    return f"rate-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def bearer(make_token: TokenFactory) -> Callable[[str], dict[str, str]]:
+    return lambda sub: {"Authorization": f"Bearer {make_token(sub)}"}
+
+
+@pytest.fixture
+async def limited() -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = build_app(RATE_LIMIT_PER_MINUTE=LIMIT)
+    async with serve(app) as client:
+        limiter_of(app).clock = lambda: NOW
+        yield app, client
+
+
+async def test_the_sixth_request_in_a_minute_is_refused_with_retry_after(
+    limited: tuple[FastAPI, httpx.AsyncClient], bearer: Callable[[str], dict[str, str]], sub: str
+) -> None:
+    _, client = limited
+    remaining = []
+    for _ in range(LIMIT):
+        response = await client.get("/api/v1/me", headers=bearer(sub))
+        assert response.status_code == 200, response.text
+        assert response.headers["RateLimit-Limit"] == str(LIMIT)
+        assert response.headers["RateLimit-Reset"] == "15"
+        remaining.append(int(response.headers["RateLimit-Remaining"]))
+    assert remaining == [4, 3, 2, 1, 0]
+
+    refused = await client.get("/api/v1/me", headers=bearer(sub))
+
+    body = assert_problem(refused, 429)
+    assert "5 requests per minute" in body["detail"]
+    assert refused.headers["Retry-After"] == "15"
+    assert refused.headers["RateLimit-Limit"] == str(LIMIT)
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    assert refused.headers["RateLimit-Reset"] == "15"
+
+
+async def test_clients_have_budgets_of_their_own(
+    limited: tuple[FastAPI, httpx.AsyncClient], bearer: Callable[[str], dict[str, str]], sub: str
+) -> None:
+    _, client = limited
+    for _ in range(LIMIT + 1):
+        await client.get("/api/v1/me", headers=bearer(sub))
+    assert (await client.get("/api/v1/me", headers=bearer(sub))).status_code == 429
+
+    other = await client.get("/api/v1/me", headers=bearer(f"{sub}-other"))
+
+    assert other.status_code == 200
+    assert other.headers["RateLimit-Remaining"] == str(LIMIT - 1)
+
+
+async def test_the_budget_starts_again_in_the_next_window(
+    limited: tuple[FastAPI, httpx.AsyncClient], bearer: Callable[[str], dict[str, str]], sub: str
+) -> None:
+    app, client = limited
+    for _ in range(LIMIT + 1):
+        await client.get("/api/v1/me", headers=bearer(sub))
+
+    limiter_of(app).clock = lambda: WINDOW_START + 60.2
+    response = await client.get("/api/v1/me", headers=bearer(sub))
+
+    assert response.status_code == 200
+    assert response.headers["RateLimit-Remaining"] == str(LIMIT - 1)
+    assert response.headers["RateLimit-Reset"] == "60"
+
+
+async def test_errors_raised_by_the_route_carry_the_headers_too(
+    limited: tuple[FastAPI, httpx.AsyncClient], bearer: Callable[[str], dict[str, str]], sub: str
+) -> None:
+    _, client = limited
+
+    missing = await client.get(f"/api/v1/webhooks/{uuid.uuid4()}", headers=bearer(sub))
+    invalid = await client.post("/api/v1/webhooks", json={"url": 1}, headers=bearer(sub))
+
+    assert_problem(missing, 404)
+    assert missing.headers["RateLimit-Remaining"] == str(LIMIT - 1)
+    assert_problem(invalid, 422)
+    assert invalid.headers["RateLimit-Remaining"] == str(LIMIT - 2)
+
+
+async def test_unauthenticated_requests_and_health_probes_are_not_counted(
+    limited: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    _, client = limited
+
+    unauthenticated = await client.get("/api/v1/me")
+    probes = [await client.get("/health/live") for _ in range(LIMIT + 2)]
+
+    assert_problem(unauthenticated, 401)
+    assert "RateLimit-Limit" not in unauthenticated.headers
+    assert all(probe.status_code == 200 for probe in probes)
+    assert all("RateLimit-Limit" not in probe.headers for probe in probes)
+
+
+async def test_the_count_lives_in_redis_and_expires_with_its_window(
+    limited: tuple[FastAPI, httpx.AsyncClient], bearer: Callable[[str], dict[str, str]], sub: str, settings: Settings
+) -> None:
+    _, client = limited
+    await client.get("/api/v1/me", headers=bearer(sub))
+    await client.get("/api/v1/me", headers=bearer(sub))
+
+    with Redis.from_url(settings.redis_url) as redis:
+        key = f"{KEY_PREFIX}:{sub}:{WINDOW_START}"
+        count, ttl = redis.get(key), redis.ttl(key)
+        redis.delete(key)
+    assert count == b"2"
+    assert 0 < ttl <= 60
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    messages: list[str] = []
+    handler_id = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING", format="{message}")
+    yield messages
+    logger.remove(handler_id)
+
+
+@pytest.mark.parametrize("fail_open", [True, False])
+async def test_with_redis_unreachable_it_fails_open_or_closed_as_configured(
+    fail_open: bool, bearer: Callable[[str], dict[str, str]], sub: str, warnings: list[str]
+) -> None:
+    overrides: dict[str, Any] = {"REDIS_PORT": closed_port(), "RATE_LIMIT_FAIL_OPEN": fail_open}
+    async with serve(build_app(**overrides)) as client:
+        first = await client.get("/api/v1/me", headers=bearer(sub))
+        second = await client.get("/api/v1/me", headers=bearer(sub))
+
+    if fail_open:
+        assert first.status_code == second.status_code == 200
+        assert "RateLimit-Limit" not in first.headers
+    else:
+        assert_problem(first, 503)
+        assert_problem(second, 503)
+    # Said once, not once per request.
+    unavailable = [message for message in warnings if "Rate limiting is unavailable" in message]
+    assert len(unavailable) == 1
+    assert ("allowing requests" in unavailable[0]) is fail_open

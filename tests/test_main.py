@@ -1,0 +1,53 @@
+"""The application under the ASGI lifespan protocol, as Uvicorn drives it, through every middleware."""
+
+from typing import Any
+
+from app.core.security import TokenVerifier
+from app.services.jwks.service import JwksClient
+from tests.app_helpers import assert_problem, build_app, serve
+
+
+async def run_lifespan(app: Any) -> list[dict[str, Any]]:
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    return sent
+
+
+async def test_the_lifespan_starts_and_stops_through_the_middleware() -> None:
+    app = build_app()
+
+    sent = await run_lifespan(app)
+
+    assert [message["type"] for message in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert isinstance(app.state.token_verifier, TokenVerifier)
+    assert app.state.token_verifier.jwks is None
+    assert app.state.token_verifier.algorithms == ["HS256"]
+
+
+async def test_jwks_mode_is_wired_when_a_jwks_url_is_set() -> None:
+    app = build_app(JWT_JWKS_URL="https://idp.example.com/.well-known/jwks.json")
+
+    await run_lifespan(app)
+
+    verifier = app.state.token_verifier
+    assert isinstance(verifier.jwks, JwksClient)
+    assert verifier.jwks.url == "https://idp.example.com/.well-known/jwks.json"
+    assert verifier.algorithms == ["RS256", "ES256"]
+
+
+async def test_docs_are_served_only_when_enabled() -> None:
+    async with serve(build_app(DOCS_ENABLED=True)) as client:
+        assert (await client.get("/openapi.json")).status_code == 200
+        assert (await client.get("/docs")).status_code == 200
+
+    async with serve(build_app(DOCS_ENABLED=False)) as client:
+        assert_problem(await client.get("/openapi.json"), 404)
+        assert_problem(await client.get("/docs"), 404)
