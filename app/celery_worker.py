@@ -18,11 +18,10 @@ from loguru import logger
 from app.celery.utils import init_worker_process
 from app.celery_app import REQUEST_ID_TASK_HEADER, celery_app
 from app.core.config import get_settings
-from app.core.context import request_id_var
+from app.core.context import request_id_var, resolve_request_id
 from app.core.logging import configure_logging
 from app.core.sentry import init_sentry
 from app.core.telemetry import configure_telemetry
-from app.middleware.request_context import resolve_request_id
 
 # Per running task id: what task_postrun must undo. Usually one entry; more if a task runs another eagerly.
 _task_contexts: dict[str, tuple[Token[str | None], AbstractContextManager[None]]] = {}

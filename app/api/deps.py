@@ -30,6 +30,11 @@ def get_token_verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
+def get_rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
@@ -53,9 +58,10 @@ async def authenticate(
 CurrentClient = Annotated[Principal, Depends(authenticate)]
 
 
-async def rate_limit(request: Request, client: CurrentClient) -> None:
+async def rate_limit(
+    request: Request, client: CurrentClient, limiter: Annotated[RateLimiter, Depends(get_rate_limiter)]
+) -> None:
     """Count the request against the client's per-minute budget (after authentication: limits are per `sub`)."""
-    limiter: RateLimiter = request.app.state.rate_limiter
     status = await limiter.hit(client.sub)
     if status is None:  # Redis is unavailable and the limiter fails open
         return

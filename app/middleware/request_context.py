@@ -1,9 +1,7 @@
 """Request id in and out, access log, rate-limit headers and last-resort 500, as a pure ASGI middleware."""
 
-import re
 import time
 from typing import Any
-from uuid import uuid4
 from weakref import WeakKeyDictionary
 
 from fastapi.routing import iter_route_contexts
@@ -11,22 +9,14 @@ from loguru import logger
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.context import request_id_var
+from app.core.context import request_id_var, resolve_request_id
 from app.handler.exception_handlers import UNEXPECTED_ERROR_DETAIL
 from app.handler.problem import problem_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
-# Accept a caller's id only if it is safe to log and echo; otherwise mint our own.
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # Per application: id(route) -> the route's full path template (an included router's route knows only its
 # own part: "/messages/{message_id}" of "/api/v1/messages/{message_id}").
 _route_templates: WeakKeyDictionary[Any, dict[int, str]] = WeakKeyDictionary()
-
-
-def resolve_request_id(incoming: str | None) -> str:
-    if incoming and _VALID_REQUEST_ID.fullmatch(incoming):
-        return incoming
-    return uuid4().hex
 
 
 class RequestContextMiddleware:
