@@ -1,56 +1,110 @@
-"""A real local HTTP server that records what it receives and answers scripted statuses."""
+"""A real local HTTP server for tests: scripted answers per URL, every request recorded."""
 
+import itertools
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 
-@dataclass
+@dataclass(frozen=True)
+class Answer:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    delay: float = 0.0  # seconds to wait before answering (the timeout tests)
+
+
+@dataclass(frozen=True)
 class Received:
-    path: str
-    headers: dict[str, str]
+    method: str
+    path: str  # as requested, query string included
+    headers: dict[str, str]  # names lower-cased
     body: bytes
 
 
-@dataclass
 class Receiver:
-    url: str
-    statuses: list[int] = field(default_factory=list)  # answered in order; 200 once exhausted
-    requests: list[Received] = field(default_factory=list)
-    arrived: threading.Condition = field(default_factory=threading.Condition)
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.requests: list[Received] = []
+        self._scripts: dict[str, list[Answer]] = {}
+        self._paths = itertools.count()
+        self._arrived = threading.Condition()
+
+    def url(self, *answers: int | Answer, path: str | None = None) -> str:
+        """A fresh URL that gives these answers in turn, then repeats the last one (200 if none).
+
+        `path` fixes the URL's path instead, for a client that picks its own (an OTLP exporter).
+        Any path no URL was handed out for is answered 404.
+        """
+        path = path or f"/hooks/{next(self._paths)}"
+        with self._arrived:
+            self._scripts[path] = [a if isinstance(a, Answer) else Answer(a) for a in answers] or [Answer()]
+        return self.base_url + path
+
+    def to(self, url: str) -> list[Received]:
+        """The requests that arrived at `url` (whatever their query string)."""
+        path = urlsplit(url).path
+        with self._arrived:
+            return [request for request in self.requests if urlsplit(request.path).path == path]
 
     def wait_for(self, count: int, timeout: float) -> list[Received]:
-        with self.arrived:
-            self.arrived.wait_for(lambda: len(self.requests) >= count, timeout=timeout)
+        """Every request so far, as soon as there are `count` of them or after `timeout` seconds."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: len(self.requests) >= count, timeout)
             return list(self.requests)
+
+    def answer(self, request: Received) -> Answer:
+        """Record `request` and say what to answer it (the server's side)."""
+        with self._arrived:
+            self.requests.append(request)
+            self._arrived.notify_all()
+            script = self._scripts.get(urlsplit(request.path).path)
+            if script is None:
+                return Answer(404)
+            return script.pop(0) if len(script) > 1 else script[0]
 
 
 @contextmanager
-def running_receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
+def running_receiver() -> Iterator[Receiver]:
+    """A Receiver serving on 127.0.0.1 (a free port), each request in a thread of its own."""
     receiver: Receiver
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            self._answer()
+
+        def do_GET(self) -> None:  # recorded too, so that a followed redirect would show
+            self._answer()
+
+        def _answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            with receiver.arrived:
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                receiver.arrived.notify_all()
-            self.send_response(status)
-            self.send_header("content-length", "0")
-            self.end_headers()
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            answer = receiver.answer(Received(self.command, self.path, headers, body))
+            time.sleep(answer.delay)
+            try:
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+            except OSError:
+                pass  # the client hung up (the timeout tests)
 
         def log_message(self, *_: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/hook", statuses=list(statuses or []))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    receiver = Receiver(f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
         yield receiver
     finally:
         server.shutdown()
         server.server_close()
+        thread.join()

@@ -4,7 +4,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,10 +16,12 @@ from app.services.jwks import service
 from app.services.jwks.constants import JWKS_FETCH_MAX_TRIES
 from app.utils.time import utcnow
 from tests.app_helpers import assert_problem, build_app, closed_port, serve
-from tests.services.jwks.server import JwksServer, SigningKey, ec_signing_key, rsa_signing_key
+from tests.jwks_provider import JwksServer, SigningKey, rsa_signing_key
 
 AUDIENCE = "https://api.example.com"
 INVALID_TOKEN = 'Bearer error="invalid_token"'
+
+pytestmark = pytest.mark.usefixtures("no_backoff_waits")
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
@@ -29,27 +31,6 @@ def claims(**overrides: Any) -> dict[str, Any]:
 
 def b64url(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-
-@pytest.fixture(scope="module")
-def rsa_key() -> SigningKey:
-    return rsa_signing_key("rsa-1")
-
-
-@pytest.fixture(scope="module")
-def ec_key() -> SigningKey:
-    return ec_signing_key("ec-1")
-
-
-@pytest.fixture(autouse=True)
-def no_backoff_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "JWKS_FETCH_BACKOFF_FACTOR", 0.0)
-
-
-@pytest.fixture
-def provider(rsa_key: SigningKey, ec_key: SigningKey) -> Iterator[JwksServer]:
-    with JwksServer(keys=[rsa_key, ec_key]).running() as server:
-        yield server
 
 
 @pytest.fixture

@@ -6,43 +6,32 @@ spans it exports over OTLP continue the request's trace down to the webhook call
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 from celery.signals import after_task_publish
-from fastapi import FastAPI
 from loguru import logger
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis import Redis
-from sqlalchemy import text
 
 from app.celery.queue import FAN_OUT_TASK, CeleryDeliveryQueue
 from app.celery_app import REQUEST_ID_TASK_HEADER, celery_app
 from app.celery_worker import bind_task_context, unbind_task_context
 from app.core.config import Settings
 from app.core.context import get_request_id, request_id_var
-from app.core.telemetry import configure_telemetry, disable_telemetry
-from app.db.database import engine
 from app.middleware.request_context import REQUEST_ID_HEADER
-from tests.app_helpers import build_app, make_settings, serve
-from tests.receiver import Received, Receiver, running_receiver
+from tests.app_helpers import build_app, serve
+from tests.celery.conftest import DEADLINE_SECONDS, Worker, WorkerStarter
+from tests.receiver import Receiver, running_receiver
 
-ROOT = Path(__file__).resolve().parents[2]
-CELERY = str(Path(sys.executable).parent / "celery")
-DEADLINE_SECONDS = 30.0
 QUEUE = "celery"  # Celery's default queue: a Redis list of JSON messages
+OTLP_TRACES_PATH = "/v1/traces"  # where an OTLP/HTTP exporter posts spans, below its endpoint
 
 
 def _take_published(settings: Settings, task_id: str) -> dict[str, Any]:
@@ -136,84 +125,40 @@ def test_unbinding_an_unknown_task_is_harmless() -> None:
 # --- The whole path, with a real worker process --------------------------------------------------------
 
 
-# One per process: a provider's processors cannot be removed, so tests share one and clear it.
-_EXPORTER = InMemorySpanExporter()
-_PROCESSOR = SimpleSpanProcessor(_EXPORTER)
-
-
 @pytest.fixture
-def api_spans() -> Iterator[InMemorySpanExporter]:
-    _EXPORTER.clear()
-    configure_telemetry(make_settings(), span_processor=_PROCESSOR)
-    yield _EXPORTER
-    disable_telemetry()
-    _EXPORTER.clear()
-
-
-@pytest.fixture
-async def traced_api(api_spans: InMemorySpanExporter) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def traced_api(spans: InMemorySpanExporter, truncate_after: None) -> AsyncIterator[httpx.AsyncClient]:
     """The API with tracing on and its real sessions (the worker must see committed rows) and real queue."""
-    app = build_app()
-    async with serve(app) as client:
-        yield app, client
-    async with engine.begin() as connection:
-        await connection.execute(text("TRUNCATE deliveries, messages, webhooks"))
-
-
-@pytest.fixture
-def worker_log(tmp_path: Path) -> Path:
-    return tmp_path / "worker.log"
+    async with serve(build_app()) as client:
+        yield client
 
 
 @pytest.fixture
 def collector() -> Iterator[Receiver]:
-    """An OTLP/HTTP endpoint: it records what the worker exports."""
+    """An OTLP/HTTP endpoint: it records the spans the worker exports."""
     with running_receiver() as receiver:
+        receiver.url(path=OTLP_TRACES_PATH)
         yield receiver
 
 
 @pytest.fixture
-def traced_worker(collector: Receiver, worker_log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url.removesuffix("/hook"),
-        "OTEL_BSP_SCHEDULE_DELAY": "50",  # export spans within 50 ms instead of 5 s
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-    }
-    with worker_log.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
-            [
-                *(CELERY, "-A", "app.celery_worker", "worker", "--concurrency=1"),
-                *("--without-heartbeat", "--without-mingle", "--without-gossip"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        try:
-            yield process
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+def traced_worker(start_worker: WorkerStarter, collector: Receiver) -> Worker:
+    return start_worker(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.base_url,
+            "OTEL_BSP_SCHEDULE_DELAY": "50",  # export spans within 50 ms instead of 5 s
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+        }
+    )
 
 
-def _read(path: Path) -> str:
-    return path.read_text()
-
-
-def _exported_spans(requests: list[Received]) -> list[Any]:
+def _exported_spans(collector: Receiver) -> list[Any]:
     spans = []
-    for request in requests:
-        if request.path == "/v1/traces":
-            export = ExportTraceServiceRequest.FromString(request.body)
-            for resource_spans in export.resource_spans:
-                for scope_spans in resource_spans.scope_spans:
-                    spans.extend(scope_spans.spans)
+    for request in collector.to(collector.base_url + OTLP_TRACES_PATH):
+        export = ExportTraceServiceRequest.FromString(request.body)
+        for resource_spans in export.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                spans.extend(scope_spans.spans)
     return spans
 
 
@@ -232,57 +177,56 @@ def _server_span(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
 
 @pytest.mark.e2e
 async def test_one_trace_and_one_request_id_from_the_request_to_the_webhook_call(
-    traced_worker: subprocess.Popen[bytes],
-    traced_api: tuple[FastAPI, httpx.AsyncClient],
-    api_spans: InMemorySpanExporter,
+    traced_worker: Worker,
+    traced_api: httpx.AsyncClient,
+    spans: InMemorySpanExporter,
     collector: Receiver,
-    worker_log: Path,
+    receiver: Receiver,
     auth_headers: dict[str, str],
 ) -> None:
-    _, client = traced_api
+    client = traced_api
     request_id = f"e2e-{uuid.uuid4().hex}"
-    with running_receiver() as target:
-        created = await client.post(
-            "/api/v1/webhooks", json={"url": target.url, "events": ["order.created"]}, headers=auth_headers
-        )
-        assert created.status_code == 201, created.text
-        secret = created.json()["secret"]
-        posted = await client.post(
-            "/api/v1/messages",
-            json={"event": "order.created", "payload": {"n": 1}},
-            headers={**auth_headers, REQUEST_ID_HEADER: request_id},
-        )
-        assert posted.status_code == 202, posted.text
-        received = target.wait_for(1, timeout=DEADLINE_SECONDS)
-        assert len(received) == 1, _read(worker_log)
-        signature = received[0].headers["webhook-signature"]
+    created = await client.post(
+        "/api/v1/webhooks", json={"url": receiver.url(), "events": ["order.created"]}, headers=auth_headers
+    )
+    assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
+    posted = await client.post(
+        "/api/v1/messages",
+        json={"event": "order.created", "payload": {"n": 1}},
+        headers={**auth_headers, REQUEST_ID_HEADER: request_id},
+    )
+    assert posted.status_code == 202, posted.text
+    received = receiver.wait_for(1, timeout=DEADLINE_SECONDS)
+    assert len(received) == 1, traced_worker.log()
+    signature = received[0].headers["webhook-signature"]
 
-        request_span = _server_span(api_spans.get_finished_spans(), "POST /api/v1/messages")
-        trace_id = request_span.context.trace_id
-        publish = next(s for s in api_spans.get_finished_spans() if s.name == f"apply_async/{FAN_OUT_TASK}")
-        assert publish.context.trace_id == trace_id
+    request_span = _server_span(spans.get_finished_spans(), "POST /api/v1/messages")
+    trace_id = request_span.context.trace_id
+    publish = next(s for s in spans.get_finished_spans() if s.name == f"apply_async/{FAN_OUT_TASK}")
+    assert publish.context.trace_id == trace_id
 
-        # The worker's spans: the task continues the request's trace, and the webhook POST is inside it.
-        def worker_spans() -> list[Any]:
-            return [s for s in _exported_spans(collector.requests) if int.from_bytes(s.trace_id, "big") == trace_id]
+    # The worker's spans: the task continues the request's trace, and the webhook POST is inside it.
+    def worker_spans() -> list[Any]:
+        return [s for s in _exported_spans(collector) if int.from_bytes(s.trace_id, "big") == trace_id]
 
-        def has_webhook_call() -> bool:
-            return any(s.name == "POST" and s.kind == s.SPAN_KIND_CLIENT for s in worker_spans())
+    def has_webhook_call() -> bool:
+        return any(s.name == "POST" and s.kind == s.SPAN_KIND_CLIENT for s in worker_spans())
 
-        await _wait_for(has_webhook_call, "the worker's webhook span")
-    spans = worker_spans()
-    task = next(s for s in spans if s.name == f"run/{FAN_OUT_TASK}")
+    await _wait_for(has_webhook_call, "the worker's webhook span")
+    exported = worker_spans()
+    task = next(s for s in exported if s.name == f"run/{FAN_OUT_TASK}")
     assert int.from_bytes(task.parent_span_id, "big") == publish.context.span_id
-    webhook_call = next(s for s in spans if s.name == "POST" and s.kind == s.SPAN_KIND_CLIENT)
-    span_ids = {s.span_id: s for s in spans}
+    webhook_call = next(s for s in exported if s.name == "POST" and s.kind == s.SPAN_KIND_CLIENT)
+    span_ids = {s.span_id: s for s in exported}
     ancestor = webhook_call
     while ancestor.parent_span_id in span_ids:
         ancestor = span_ids[ancestor.parent_span_id]
     assert ancestor.span_id == task.span_id
-    assert any(s.kind == s.SPAN_KIND_CLIENT and s.name != "POST" for s in spans)  # its SQL
+    assert any(s.kind == s.SPAN_KIND_CLIENT and s.name != "POST" for s in exported)  # its SQL
 
     # The worker's log lines of that task: JSON, with the API's request id, the task id and the trace id.
-    output = _read(worker_log)
+    output = traced_worker.log()
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     task_lines = [line for line in lines if line["extra"].get("request_id") == request_id]
     assert task_lines, output

@@ -25,7 +25,7 @@ from app.services.webhook_sender.service import WebhookSender
 from app.services.webhook_sender.signing import generate_secret
 from app.utils.time import utcnow
 from tests.app_helpers import SAFE_SECRET, build_app, make_settings, serve
-from tests.receiver import running_receiver
+from tests.receiver import Receiver
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjbGllbnQtYSJ9.kX1z5xQ0bC3v7yR2nT8uW4pL6mJ9hG1fD3sA5qE7wY0"
 SIGNATURE = "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="
@@ -242,20 +242,18 @@ async def test_a_real_request_logs_no_credentials_and_every_line_carries_its_req
 
 
 async def test_an_outgoing_signed_webhook_call_logs_no_secret_signature_or_token(
-    reconfigure: Reconfigure, capsys: pytest.CaptureFixture[str]
+    reconfigure: Reconfigure, sender: WebhookSender, receiver: Receiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reconfigure(LOG_LEVEL="DEBUG", LOG_FORMAT="json")
     secret = generate_secret()
     message = WebhookMessage(id="msg_1", event="order.created", payload={"n": 1}, created_at=utcnow())
-    with running_receiver() as receiver:
-        async with httpx.AsyncClient() as http_client:
-            sender = WebhookSender(http_client, allow_private=True)
-            outcome = await sender.deliver(f"{receiver.url}?access_token={JWT}", secret, message, 5.0)
-        (request,) = receiver.wait_for(1, timeout=5)
+    url = receiver.url()
+    outcome = await sender.deliver(f"{url}?access_token={JWT}", secret, message, 5.0)
+    (request,) = receiver.wait_for(1, timeout=5)
     assert outcome.succeeded
 
     output = capsys.readouterr().err
-    assert f"/hook?access_token={REDACTED} " in output  # httpx did log the call, scrubbed
+    assert f"{url}?access_token={REDACTED} " in output  # httpx did log the call, scrubbed
     assert JWT not in output
     assert secret.removeprefix("whsec_") not in output
     assert request.headers["webhook-signature"].removeprefix("v1,") not in output

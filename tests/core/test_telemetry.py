@@ -5,7 +5,7 @@ worker process in tests/celery/test_context_propagation.py.
 """
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,7 +13,6 @@ import pytest
 from loguru import logger
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,19 +23,6 @@ from app.core.telemetry import configure_telemetry, disable_telemetry, fastapi_t
 from app.db.database import get_db
 from app.middleware.request_context import REQUEST_ID_HEADER
 from tests.app_helpers import build_app, make_settings, serve
-
-# One per process: a provider's processors cannot be removed, so tests share one and clear it.
-_EXPORTER = InMemorySpanExporter()
-_PROCESSOR = SimpleSpanProcessor(_EXPORTER)
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    _EXPORTER.clear()
-    configure_telemetry(make_settings(), span_processor=_PROCESSOR)
-    yield _EXPORTER
-    disable_telemetry()
-    _EXPORTER.clear()
 
 
 @pytest.fixture

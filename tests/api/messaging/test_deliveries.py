@@ -1,6 +1,7 @@
 """A message's delivery attempts, and re-delivery of the failed ones."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,8 @@ from tests.api.conftest import (
     RecordingQueue,
     RetryCall,
     WebhookFactory,
+    item_ids,
+    walk_pages,
 )
 from tests.app_helpers import assert_problem
 
@@ -29,10 +32,12 @@ FIELDS = {"id", "webhook_id", "attempt", "status", "response_status", "error", "
 
 
 class History:
-    """Writes delivery attempts for a message straight into the tables, as the worker would."""
+    """A message created through the API; writes its delivery attempts straight into the tables, as the worker would."""
 
-    def __init__(self, session: AsyncSession, message_id: str) -> None:
-        self.message_id = uuid.UUID(message_id)
+    def __init__(self, session: AsyncSession, message: dict[str, Any]) -> None:
+        self.message = message
+        self.message_id = uuid.UUID(message["id"])
+        self.path = f"{MESSAGES}/{message['id']}"
         self.deliveries = DeliveriesTable(session)
         self.messages = MessagesTable(session)
         self.clock = utcnow() - timedelta(minutes=10)
@@ -56,6 +61,24 @@ class History:
     async def status(self, status: MessageStatus) -> None:
         await self.messages.update(self.message_id, {"status": status})
 
+    async def stored_status(self) -> MessageStatus:
+        row = await self.messages.first_or_default(self.message_id)
+        assert row is not None
+        return row.status
+
+
+HistoryFactory = Callable[..., Awaitable[History]]
+
+
+@pytest.fixture
+def new_message(create_message: MessageFactory, db_session: AsyncSession) -> HistoryFactory:
+    """Creates a message of client `sub` through the API; returns its History."""
+
+    async def factory(sub: str = "client-a") -> History:
+        return History(db_session, await create_message(sub=sub))
+
+    return factory
+
 
 @pytest.fixture
 async def two_webhooks(create_webhook: WebhookFactory) -> tuple[str, str]:
@@ -65,23 +88,18 @@ async def two_webhooks(create_webhook: WebhookFactory) -> tuple[str, str]:
 
 
 async def test_deliveries_list_every_attempt_newest_first(
-    client: httpx.AsyncClient,
-    auth_headers: dict[str, str],
-    create_message: MessageFactory,
-    two_webhooks: tuple[str, str],
-    db_session: AsyncSession,
+    client: httpx.AsyncClient, auth_headers: dict[str, str], new_message: HistoryFactory, two_webhooks: tuple[str, str]
 ) -> None:
     a, b = two_webhooks
-    message = await create_message()
-    other = await create_message()
-    history = History(db_session, message["id"])
+    history = await new_message()
+    other = await new_message()
     first = await history.attempt(a, 1, 503)
     second = await history.attempt(b, 1, 200)
     third = await history.attempt(a, 2, None, error="connection refused")
     fourth = await history.attempt(a, 3, 204)
-    await History(db_session, other["id"]).attempt(a, 1, 200)  # another message's attempt
+    await other.attempt(a, 1, 200)  # another message's attempt
 
-    response = await client.get(f"{MESSAGES}/{message['id']}/deliveries", headers=auth_headers)
+    response = await client.get(f"{history.path}/deliveries", headers=auth_headers)
 
     assert response.status_code == 200
     body = response.json()
@@ -106,38 +124,23 @@ async def test_deliveries_list_every_attempt_newest_first(
 
 
 async def test_deliveries_of_a_new_message_is_empty(
-    client: httpx.AsyncClient, auth_headers: dict[str, str], create_message: MessageFactory
+    client: httpx.AsyncClient, auth_headers: dict[str, str], new_message: HistoryFactory
 ) -> None:
-    message = await create_message()
-    response = await client.get(f"{MESSAGES}/{message['id']}/deliveries", headers=auth_headers)
+    history = await new_message()
+    response = await client.get(f"{history.path}/deliveries", headers=auth_headers)
     assert response.json() == {"items": [], "next_cursor": None}
 
 
 async def test_deliveries_paginate(
-    client: httpx.AsyncClient,
-    auth_headers: dict[str, str],
-    create_message: MessageFactory,
-    two_webhooks: tuple[str, str],
-    db_session: AsyncSession,
+    client: httpx.AsyncClient, auth_headers: dict[str, str], new_message: HistoryFactory, two_webhooks: tuple[str, str]
 ) -> None:
-    message = await create_message()
-    history = History(db_session, message["id"])
+    history = await new_message()
     attempts = [await history.attempt(two_webhooks[n % 2], n // 2 + 1, 500) for n in range(11)]
-    path = f"{MESSAGES}/{message['id']}/deliveries"
 
-    seen: list[str] = []
-    sizes: list[int] = []
-    params: dict[str, Any] = {"limit": 4}
-    while True:
-        body = (await client.get(path, params=params, headers=auth_headers)).json()
-        seen += [item["id"] for item in body["items"]]
-        sizes.append(len(body["items"]))
-        if body["next_cursor"] is None:
-            break
-        params = {"limit": 4, "cursor": body["next_cursor"]}
+    pages = await walk_pages(client, f"{history.path}/deliveries", auth_headers, limit=4)
 
-    assert sizes == [4, 4, 3]
-    assert seen == [str(d.id) for d in reversed(attempts)]
+    assert [len(page) for page in pages] == [4, 4, 3]
+    assert item_ids(pages) == [str(d.id) for d in reversed(attempts)]
 
 
 # ---- redeliver ---------------------------------------------------------------------------------
@@ -146,15 +149,14 @@ async def test_deliveries_paginate(
 async def test_redeliver_resends_to_the_webhooks_whose_latest_attempt_failed(
     client: httpx.AsyncClient,
     auth_headers: dict[str, str],
-    create_message: MessageFactory,
+    new_message: HistoryFactory,
     create_webhook: WebhookFactory,
     queue: RecordingQueue,
     db_session: AsyncSession,
     settings: Settings,
 ) -> None:
     failed_once, recovered, failed_thrice = [(await create_webhook())["id"] for _ in range(3)]
-    message = await create_message()
-    history = History(db_session, message["id"])
+    history = await new_message()
     await history.attempt(failed_once, 1, 410)
     await history.attempt(recovered, 1, 500)
     await history.attempt(recovered, 2, 200)
@@ -164,118 +166,96 @@ async def test_redeliver_resends_to_the_webhooks_whose_latest_attempt_failed(
     await history.status(MessageStatus.PARTIALLY_FAILED)
     queue.fan_outs.clear()
 
-    response = await client.post(f"{MESSAGES}/{message['id']}/redeliver", headers=auth_headers)
+    response = await client.post(f"{history.path}/redeliver", headers=auth_headers)
 
     assert response.status_code == 202, response.text
-    assert response.json()["id"] == message["id"]
+    assert response.json()["id"] == history.message["id"]
     assert response.json()["status"] == "delivering"
-    message_id = uuid.UUID(message["id"])
+    message_id = history.message_id
     budget = settings.WEBHOOK_MAX_ATTEMPTS
     assert sorted(queue.retries, key=lambda call: call.attempt) == [
         RetryCall(message_id, uuid.UUID(failed_once), 2, 2 + budget - 1, 0),
         RetryCall(message_id, uuid.UUID(failed_thrice), 4, 4 + budget - 1, 0),
     ]
     assert queue.fan_outs == []
-    row = await MessagesTable(db_session).first_or_default(message_id)
-    assert row is not None
-    assert row.status == MessageStatus.DELIVERING
+    assert await history.stored_status() == MessageStatus.DELIVERING
     # The retried attempts are marked due, so housekeeping would re-queue them if the enqueue were lost.
     await db_session.refresh(latest)
     assert latest.next_attempt_at is not None
-    fetched = await client.get(f"{MESSAGES}/{message['id']}", headers=auth_headers)
+    fetched = await client.get(history.path, headers=auth_headers)
     assert fetched.json()["status"] == "delivering"
 
 
 async def test_redeliver_a_failed_message(
     client: httpx.AsyncClient,
     auth_headers: dict[str, str],
-    create_message: MessageFactory,
+    new_message: HistoryFactory,
     two_webhooks: tuple[str, str],
     queue: RecordingQueue,
-    db_session: AsyncSession,
 ) -> None:
-    message = await create_message()
-    history = History(db_session, message["id"])
+    history = await new_message()
     for webhook_id in two_webhooks:
         await history.attempt(webhook_id, 1, 400)
     await history.status(MessageStatus.FAILED)
 
-    response = await client.post(f"{MESSAGES}/{message['id']}/redeliver", headers=auth_headers)
+    response = await client.post(f"{history.path}/redeliver", headers=auth_headers)
 
     assert response.status_code == 202
     assert {(call.webhook_id, call.attempt) for call in queue.retries} == {
         (uuid.UUID(webhook_id), 2) for webhook_id in two_webhooks
     }
     # While that is under way, a second re-delivery is refused.
-    again = await client.post(f"{MESSAGES}/{message['id']}/redeliver", headers=auth_headers)
+    again = await client.post(f"{history.path}/redeliver", headers=auth_headers)
     assert_problem(again, 409)
     assert len(queue.retries) == 2
 
 
-@pytest.mark.parametrize("status", [MessageStatus.PENDING, MessageStatus.DELIVERING])
-async def test_redeliver_while_in_flight_is_409(
+@pytest.mark.parametrize(
+    ("attempts", "status", "detail"),
+    [
+        ([(0, 1, 500)], MessageStatus.PENDING, "still being delivered"),
+        ([(0, 1, 500)], MessageStatus.DELIVERING, "still being delivered"),
+        ([(0, 1, 500), (0, 2, 200), (1, 1, 200)], MessageStatus.DELIVERED, "no failed deliveries"),
+        ([], MessageStatus.DELIVERED, "no failed deliveries"),
+    ],
+    ids=["in-flight-pending", "in-flight-delivering", "all-succeeded", "nothing-attempted"],
+)
+async def test_redeliver_with_nothing_to_redeliver_is_409(
     client: httpx.AsyncClient,
     auth_headers: dict[str, str],
-    create_message: MessageFactory,
+    new_message: HistoryFactory,
     two_webhooks: tuple[str, str],
     queue: RecordingQueue,
-    db_session: AsyncSession,
+    attempts: list[tuple[int, int, int]],
     status: MessageStatus,
+    detail: str,
 ) -> None:
-    message = await create_message()
-    history = History(db_session, message["id"])
-    await history.attempt(two_webhooks[0], 1, 500)
+    history = await new_message()
+    for webhook, attempt, response_status in attempts:  # (which of two_webhooks, attempt, HTTP status)
+        await history.attempt(two_webhooks[webhook], attempt, response_status)
     await history.status(status)
 
-    response = await client.post(f"{MESSAGES}/{message['id']}/redeliver", headers=auth_headers)
+    response = await client.post(f"{history.path}/redeliver", headers=auth_headers)
 
     body = assert_problem(response, 409)
-    assert "still being delivered" in body["detail"]
+    assert detail in body["detail"]
     assert queue.retries == []
-    row = await MessagesTable(db_session).first_or_default(uuid.UUID(message["id"]))
-    assert row is not None
-    assert row.status == status
-
-
-@pytest.mark.parametrize("with_deliveries", [True, False], ids=["all-succeeded", "no-webhooks"])
-async def test_redeliver_with_nothing_failed_is_409(
-    client: httpx.AsyncClient,
-    auth_headers: dict[str, str],
-    create_message: MessageFactory,
-    two_webhooks: tuple[str, str],
-    queue: RecordingQueue,
-    db_session: AsyncSession,
-    with_deliveries: bool,
-) -> None:
-    message = await create_message()
-    history = History(db_session, message["id"])
-    if with_deliveries:
-        await history.attempt(two_webhooks[0], 1, 500)
-        await history.attempt(two_webhooks[0], 2, 200)
-        await history.attempt(two_webhooks[1], 1, 200)
-    await history.status(MessageStatus.DELIVERED)
-
-    response = await client.post(f"{MESSAGES}/{message['id']}/redeliver", headers=auth_headers)
-
-    body = assert_problem(response, 409)
-    assert "no failed deliveries" in body["detail"]
-    assert queue.retries == []
+    assert await history.stored_status() == status
 
 
 async def test_redeliver_when_the_queue_is_down_is_still_accepted(
     client: httpx.AsyncClient,
     auth_headers: dict[str, str],
-    create_message: MessageFactory,
+    new_message: HistoryFactory,
     two_webhooks: tuple[str, str],
     broken_queue: BrokenQueue,
     db_session: AsyncSession,
 ) -> None:
-    message = await create_message()
-    history = History(db_session, message["id"])
+    history = await new_message()
     failed = await history.attempt(two_webhooks[0], 1, 500)
     await history.status(MessageStatus.FAILED)
 
-    response = await client.post(f"{MESSAGES}/{message['id']}/redeliver", headers=auth_headers)
+    response = await client.post(f"{history.path}/redeliver", headers=auth_headers)
 
     assert response.status_code == 202
     assert len(broken_queue.retries) == 1
@@ -286,21 +266,17 @@ async def test_redeliver_when_the_queue_is_down_is_still_accepted(
 async def test_redeliver_another_clients_message_is_404(
     client: httpx.AsyncClient,
     headers_for: HeadersFactory,
-    create_message: MessageFactory,
+    new_message: HistoryFactory,
     create_webhook: WebhookFactory,
     queue: RecordingQueue,
-    db_session: AsyncSession,
 ) -> None:
     webhook = await create_webhook(sub="client-b")
-    message = await create_message(sub="client-b")
-    history = History(db_session, message["id"])
+    history = await new_message(sub="client-b")
     await history.attempt(webhook["id"], 1, 500)
     await history.status(MessageStatus.FAILED)
 
-    response = await client.post(f"{MESSAGES}/{message['id']}/redeliver", headers=headers_for("client-a"))
+    response = await client.post(f"{history.path}/redeliver", headers=headers_for("client-a"))
 
     assert_problem(response, 404)
     assert queue.retries == []
-    row = await MessagesTable(db_session).first_or_default(uuid.UUID(message["id"]))
-    assert row is not None
-    assert row.status == MessageStatus.FAILED
+    assert await history.stored_status() == MessageStatus.FAILED

@@ -2,11 +2,10 @@
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook as StandardWebhook
@@ -25,8 +24,8 @@ from app.services.webhook_sender.service import WebhookSender
 from app.services.webhook_sender.signing import generate_secret
 from app.utils.time import utcnow
 from tests.api.conftest import BrokenQueue, RecordingQueue, RetryCall
-from tests.api.messaging.receiver import Answer, Receiver, running_receiver
 from tests.app_helpers import closed_port
+from tests.receiver import Answer, Receiver
 
 T = TypeVar("T", Webhook, Message, Delivery)
 
@@ -41,19 +40,6 @@ POLICY = DeliveryPolicy(
     retention=timedelta(days=30),
 )
 PAYLOAD: dict[str, Any] = {"order_id": 42, "lines": [{"sku": "A-1", "qty": 2}], "note": "café ☕"}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as server:
-        yield server
-
-
-@pytest.fixture
-async def sender() -> AsyncIterator[WebhookSender]:
-    # trust_env=False: a proxy configured in the environment must not intercept 127.0.0.1.
-    async with httpx.AsyncClient(trust_env=False) as http_client:
-        yield WebhookSender(http_client, allow_private=True)
 
 
 @pytest.fixture

@@ -11,27 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.message.model import Message, MessageStatus
 from app.db.message.table import MessagesTable
 from app.utils.time import utcnow
-from tests.api.conftest import MessageFactory
+from tests.api.conftest import MessageFactory, item_ids, walk_pages
 
 MESSAGES = "/api/v1/messages"
 EVENTS = ("order.created", "order.paid", "order.shipped")
 STATUSES = (MessageStatus.PENDING, MessageStatus.FAILED, MessageStatus.DELIVERED, MessageStatus.FAILED)
-
-
-async def walk(
-    client: httpx.AsyncClient, headers: dict[str, str], limit: int, **filters: str
-) -> list[list[dict[str, Any]]]:
-    pages: list[list[dict[str, Any]]] = []
-    params: dict[str, Any] = {"limit": limit, **filters}
-    while True:
-        response = await client.get(MESSAGES, params=params, headers=headers)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        pages.append(body["items"])
-        if body["next_cursor"] is None:
-            return pages
-        assert len(pages) < 50, "next_cursor never ran out"
-        params = {"limit": limit, **filters, "cursor": body["next_cursor"]}
 
 
 @pytest.fixture
@@ -55,10 +39,6 @@ async def messages(db_session: AsyncSession) -> list[dict[str, Any]]:
     return created
 
 
-def ids(pages: list[list[dict[str, Any]]]) -> list[str]:
-    return [item["id"] for page in pages for item in page]
-
-
 async def test_walk_visits_every_message_once_newest_first(
     client: httpx.AsyncClient, auth_headers: dict[str, str], create_message: MessageFactory
 ) -> None:
@@ -68,10 +48,10 @@ async def test_walk_visits_every_message_once_newest_first(
         if n % 6 == 0:  # another client's messages in between neither show up nor shift the pages
             await create_message(sub="client-b")
 
-    pages = await walk(client, auth_headers, limit=7)
+    pages = await walk_pages(client, MESSAGES, auth_headers, limit=7)
 
     assert [len(page) for page in pages] == [7, 7, 7, 4]
-    assert ids(pages) == [m["id"] for m in reversed(created)]
+    assert item_ids(pages) == [m["id"] for m in reversed(created)]
     assert [item for page in pages for item in page] == list(reversed(created))
 
 
@@ -87,10 +67,10 @@ async def test_default_page_size_is_20(
 async def test_filter_by_event_with_pagination(
     client: httpx.AsyncClient, auth_headers: dict[str, str], messages: list[dict[str, Any]], event: str
 ) -> None:
-    pages = await walk(client, auth_headers, limit=3, event=event)
+    pages = await walk_pages(client, MESSAGES, auth_headers, limit=3, event=event)
 
     expected = [m["id"] for m in reversed(messages) if m["event"] == event]
-    assert ids(pages) == expected
+    assert item_ids(pages) == expected
     assert all(len(page) == 3 for page in pages[:-1])
     assert all(item["event"] == event for page in pages for item in page)
 
@@ -99,22 +79,22 @@ async def test_filter_by_event_with_pagination(
 async def test_filter_by_status_with_pagination(
     client: httpx.AsyncClient, auth_headers: dict[str, str], messages: list[dict[str, Any]], status: str
 ) -> None:
-    pages = await walk(client, auth_headers, limit=4, status=status)
+    pages = await walk_pages(client, MESSAGES, auth_headers, limit=4, status=status)
 
     expected = [m["id"] for m in reversed(messages) if m["status"] == status]
     assert expected  # the fixture has some of each
-    assert ids(pages) == expected
+    assert item_ids(pages) == expected
     assert all(item["status"] == status for page in pages for item in page)
 
 
 async def test_filter_by_event_and_status_with_pagination(
     client: httpx.AsyncClient, auth_headers: dict[str, str], messages: list[dict[str, Any]]
 ) -> None:
-    pages = await walk(client, auth_headers, limit=2, event="order.created", status="failed")
+    pages = await walk_pages(client, MESSAGES, auth_headers, limit=2, event="order.created", status="failed")
 
     expected = [m["id"] for m in reversed(messages) if m["event"] == "order.created" and m["status"] == "failed"]
     assert len(expected) >= 3  # so the walk really spans pages
-    assert ids(pages) == expected
+    assert item_ids(pages) == expected
     assert len(pages) == -(-len(expected) // 2)
 
 
@@ -159,6 +139,6 @@ async def test_rows_with_the_same_timestamp_are_ordered_by_id(
         for _ in range(9)
     ]
 
-    pages = await walk(client, auth_headers, limit=2)
+    pages = await walk_pages(client, MESSAGES, auth_headers, limit=2)
 
-    assert ids(pages) == sorted((str(row.id) for row in rows), key=uuid.UUID, reverse=True)
+    assert item_ids(pages) == sorted((str(row.id) for row in rows), key=uuid.UUID, reverse=True)

@@ -1,26 +1,10 @@
 """Walking the webhooks list with limit and next_cursor."""
 
-from typing import Any
-
 import httpx
 
-from tests.api.conftest import HeadersFactory, WebhookFactory
+from tests.api.conftest import HeadersFactory, WebhookFactory, item_ids, walk_pages
 
 WEBHOOKS = "/api/v1/webhooks"
-
-
-async def walk(client: httpx.AsyncClient, headers: dict[str, str], limit: int) -> list[list[dict[str, Any]]]:
-    pages: list[list[dict[str, Any]]] = []
-    params: dict[str, Any] = {"limit": limit}
-    while True:
-        response = await client.get(WEBHOOKS, params=params, headers=headers)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        pages.append(body["items"])
-        if body["next_cursor"] is None:
-            return pages
-        assert len(pages) < 50, "next_cursor never ran out"
-        params = {"limit": limit, "cursor": body["next_cursor"]}
 
 
 async def test_walk_visits_every_webhook_once_newest_first(
@@ -32,11 +16,10 @@ async def test_walk_visits_every_webhook_once_newest_first(
         if n % 5 == 0:  # other clients' rows in between must not show up or shift the pages
             await create_webhook(sub="client-b")
 
-    pages = await walk(client, headers_for("client-a"), limit=7)
+    pages = await walk_pages(client, WEBHOOKS, headers_for("client-a"), limit=7)
 
     assert [len(page) for page in pages] == [7, 7, 7, 4]
-    ids = [item["id"] for page in pages for item in page]
-    assert ids == list(reversed(created))
+    assert item_ids(pages) == list(reversed(created))
     assert all("secret" not in item for page in pages for item in page)
 
 
@@ -44,10 +27,10 @@ async def test_exact_multiple_of_limit_ends_with_null_cursor(
     client: httpx.AsyncClient, auth_headers: dict[str, str], create_webhook: WebhookFactory
 ) -> None:
     created = [(await create_webhook())["id"] for _ in range(6)]
-    pages = await walk(client, auth_headers, limit=3)
+    pages = await walk_pages(client, WEBHOOKS, auth_headers, limit=3)
     # A full last page costs no extra empty page: the repository fetches limit + 1 rows.
     assert [len(page) for page in pages] == [3, 3]
-    assert [item["id"] for page in pages for item in page] == list(reversed(created))
+    assert item_ids(pages) == list(reversed(created))
 
 
 async def test_deleted_webhooks_are_skipped_by_pagination(
@@ -58,9 +41,9 @@ async def test_deleted_webhooks_are_skipped_by_pagination(
         assert (await client.delete(f"{WEBHOOKS}/{webhook_id}", headers=auth_headers)).status_code == 204
     live = [webhook_id for webhook_id in created if webhook_id not in created[::3]]
 
-    pages = await walk(client, auth_headers, limit=4)
+    pages = await walk_pages(client, WEBHOOKS, auth_headers, limit=4)
 
-    assert [item["id"] for page in pages for item in page] == list(reversed(live))
+    assert item_ids(pages) == list(reversed(live))
     assert [len(page) for page in pages] == [4, 2]
 
 

@@ -1,7 +1,6 @@
 """JwksClient against a real local JWKS endpoint: caching, rotation, retries and failures."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -11,34 +10,9 @@ from app.services.jwks import service
 from app.services.jwks.constants import JWKS_FETCH_MAX_TRIES
 from app.services.jwks.service import JwksClient
 from tests.app_helpers import closed_port
-from tests.services.jwks.server import JwksServer, SigningKey, ec_signing_key, rsa_signing_key
+from tests.jwks_provider import JwksServer, SigningKey, ec_signing_key
 
-
-@pytest.fixture(scope="module")
-def rsa_key() -> SigningKey:
-    return rsa_signing_key("rsa-1")
-
-
-@pytest.fixture(scope="module")
-def ec_key() -> SigningKey:
-    return ec_signing_key("ec-1")
-
-
-@pytest.fixture(autouse=True)
-def no_backoff_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "JWKS_FETCH_BACKOFF_FACTOR", 0.0)
-
-
-@pytest.fixture
-def provider(rsa_key: SigningKey, ec_key: SigningKey) -> Iterator[JwksServer]:
-    with JwksServer(keys=[rsa_key, ec_key]).running() as server:
-        yield server
-
-
-@pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
+pytestmark = pytest.mark.usefixtures("no_backoff_waits")
 
 
 @pytest.fixture

@@ -1,31 +1,13 @@
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
 from app.services.webhook_sender.models import WebhookMessage
 from app.services.webhook_sender.signing import generate_secret
-from tests.services.webhook_sender.receiver import Receiver
 
 # The body carries it as the API shows it: ISO 8601, UTC as `Z`.
 CREATED_AT = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 CREATED_AT_JSON = "2026-01-02T03:04:05.678000Z"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    # trust_env=False: a proxy configured in the environment must not intercept 127.0.0.1.
-    async with httpx.AsyncClient(trust_env=False) as client:
-        yield client
 
 
 @pytest.fixture

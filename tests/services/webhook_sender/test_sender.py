@@ -2,7 +2,6 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
 import time
 from datetime import timedelta
 from email.utils import format_datetime
@@ -15,15 +14,11 @@ from app.services.webhook_sender.models import WebhookMessage
 from app.services.webhook_sender.service import WebhookSender
 from app.services.webhook_sender.signing import generate_secret
 from app.utils.time import utcnow
+from tests.app_helpers import closed_port
+from tests.receiver import Answer, Receiver
 from tests.services.webhook_sender.conftest import CREATED_AT_JSON
-from tests.services.webhook_sender.receiver import Receiver, Reply
 
 TIMEOUT = 2.0
-
-
-@pytest.fixture
-def sender(http_client: httpx.AsyncClient) -> WebhookSender:
-    return WebhookSender(http_client, allow_private=True)
 
 
 async def test_request_is_signed_per_standard_webhooks(
@@ -77,7 +72,7 @@ async def test_body_is_exactly_type_timestamp_data(
 async def test_webhook_id_is_the_same_on_every_attempt(
     sender: WebhookSender, receiver: Receiver, secret: str, message: WebhookMessage
 ) -> None:
-    url = receiver.url(Reply(status=500))
+    url = receiver.url(500)
 
     first = await sender.deliver(url, secret, message, TIMEOUT)
     second = await sender.deliver(url, secret, message, TIMEOUT)
@@ -116,7 +111,7 @@ async def test_status_codes_are_classified(
     succeeded: bool,
     retryable: bool,
 ) -> None:
-    outcome = await sender.deliver(receiver.url(Reply(status=status, body=b"")), secret, message, TIMEOUT)
+    outcome = await sender.deliver(receiver.url(status), secret, message, TIMEOUT)
 
     assert (outcome.succeeded, outcome.retryable, outcome.response_status) == (succeeded, retryable, status)
     assert outcome.error == (None if succeeded else f"HTTP {status}")
@@ -128,7 +123,7 @@ async def test_status_codes_are_classified(
 async def test_retry_after_seconds_is_reported(
     sender: WebhookSender, receiver: Receiver, secret: str, message: WebhookMessage, status: int
 ) -> None:
-    url = receiver.url(Reply(status=status, headers={"Retry-After": "7"}))
+    url = receiver.url(Answer(status, headers={"Retry-After": "7"}))
 
     outcome = await sender.deliver(url, secret, message, TIMEOUT)
 
@@ -141,7 +136,7 @@ async def test_retry_after_http_date_is_reported_as_seconds(
 ) -> None:
     when = format_datetime(utcnow() + timedelta(seconds=120), usegmt=True)
 
-    outcome = await sender.deliver(receiver.url(Reply(status=429, headers={"Retry-After": when})), secret, message, 2)
+    outcome = await sender.deliver(receiver.url(Answer(429, headers={"Retry-After": when})), secret, message, 2)
 
     assert outcome.retry_after is not None
     assert 117 <= outcome.retry_after <= 120
@@ -150,7 +145,7 @@ async def test_retry_after_http_date_is_reported_as_seconds(
 async def test_retry_after_is_ignored_on_permanent_failures(
     sender: WebhookSender, receiver: Receiver, secret: str, message: WebhookMessage
 ) -> None:
-    url = receiver.url(Reply(status=400, headers={"Retry-After": "7"}))
+    url = receiver.url(Answer(400, headers={"Retry-After": "7"}))
 
     outcome = await sender.deliver(url, secret, message, TIMEOUT)
 
@@ -163,7 +158,7 @@ async def test_redirects_are_permanent_failures_and_not_followed(
     sender: WebhookSender, receiver: Receiver, secret: str, message: WebhookMessage, status: int
 ) -> None:
     elsewhere = receiver.url()
-    url = receiver.url(Reply(status=status, headers={"Location": elsewhere}))
+    url = receiver.url(Answer(status, headers={"Location": elsewhere}))
 
     outcome = await sender.deliver(url, secret, message, TIMEOUT)
 
@@ -175,7 +170,7 @@ async def test_redirects_are_permanent_failures_and_not_followed(
 async def test_timeout_is_retryable(
     sender: WebhookSender, receiver: Receiver, secret: str, message: WebhookMessage
 ) -> None:
-    outcome = await sender.deliver(receiver.url(Reply(delay=1.0)), secret, message, 0.2)
+    outcome = await sender.deliver(receiver.url(Answer(delay=1.0)), secret, message, 0.2)
 
     assert (outcome.succeeded, outcome.retryable, outcome.response_status) == (False, True, None)
     assert outcome.error == "timeout after 0.2s"
@@ -184,11 +179,7 @@ async def test_timeout_is_retryable(
 
 
 async def test_connection_refused_is_retryable(sender: WebhookSender, secret: str, message: WebhookMessage) -> None:
-    with socket.socket() as probe:  # a port that was free a moment ago, and now has no listener
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-
-    outcome = await sender.deliver(f"http://127.0.0.1:{port}/hook", secret, message, TIMEOUT)
+    outcome = await sender.deliver(f"http://127.0.0.1:{closed_port()}/hook", secret, message, TIMEOUT)
 
     assert (outcome.succeeded, outcome.retryable, outcome.response_status) == (False, True, None)
     assert outcome.error == "connection refused"
@@ -197,7 +188,7 @@ async def test_connection_refused_is_retryable(sender: WebhookSender, secret: st
 async def test_a_large_response_body_is_not_kept(
     sender: WebhookSender, receiver: Receiver, secret: str, message: WebhookMessage
 ) -> None:
-    outcome = await sender.deliver(receiver.url(Reply(body=b"x" * 5_000_000)), secret, message, TIMEOUT)
+    outcome = await sender.deliver(receiver.url(Answer(body=b"x" * 5_000_000)), secret, message, TIMEOUT)
 
     assert outcome.succeeded
     assert "x" * 100 not in outcome.model_dump_json()
@@ -206,10 +197,8 @@ async def test_a_large_response_body_is_not_kept(
 async def test_errors_never_contain_the_secret_or_signature(
     sender: WebhookSender, receiver: Receiver, secret: str, message: WebhookMessage
 ) -> None:
-    outcomes = [
-        await sender.deliver(receiver.url(Reply(status=status)), secret, message, TIMEOUT) for status in (302, 400, 500)
-    ]
-    outcomes.append(await sender.deliver(receiver.url(Reply(delay=1.0)), secret, message, 0.1))
+    outcomes = [await sender.deliver(receiver.url(status), secret, message, TIMEOUT) for status in (302, 400, 500)]
+    outcomes.append(await sender.deliver(receiver.url(Answer(delay=1.0)), secret, message, 0.1))
 
     signatures = [request.headers["webhook-signature"] for request in receiver.requests]
     for outcome in outcomes:
