@@ -26,6 +26,8 @@ from tests.database import drop
 ROOT = Path(__file__).resolve().parents[2]
 # Shared across runs, so that mypy only re-checks what the scaffold changed (seconds, not a cold start).
 MYPY_CACHE = Path(tempfile.gettempdir()) / f"{ROOT.name}-scaffold-mypy-cache"
+# Scaffolded in the tests; not "invoice", which a user of the template may well have scaffolded already.
+PROBE = "scaffold_probe"
 
 
 # ---- names ------------------------------------------------------------------------------------
@@ -116,15 +118,15 @@ def test_names_that_would_shadow_an_import_are_refused(name: str) -> None:
 
 
 def test_migration_sorts_after_the_newest_even_with_a_slow_clock() -> None:
-    result = plan(Domain.create("invoice"), now=datetime(2000, 1, 1, tzinfo=UTC))
+    result = plan(Domain.create(PROBE), now=datetime(2000, 1, 1, tzinfo=UTC))
     newest = max(p.name for p in (ROOT / "db" / "migrations").glob("*.sql"))
     assert result.migration is not None
     assert result.migration.name > newest
-    assert result.migration.name.endswith("_create_invoices.sql")
+    assert result.migration.name.endswith(f"_create_{PROBE}s.sql")
     migration = result.created[result.migration]
-    assert "-- migrate:up\nCREATE TABLE invoices (" in migration
-    assert "CREATE INDEX invoices_client_page_idx" in migration
-    assert migration.rstrip().endswith("-- migrate:down\nDROP TABLE invoices;")
+    assert f"-- migrate:up\nCREATE TABLE {PROBE}s (" in migration
+    assert f"CREATE INDEX {PROBE}s_client_page_idx" in migration
+    assert migration.rstrip().endswith(f"-- migrate:down\nDROP TABLE {PROBE}s;")
 
 
 # ---- registrations ----------------------------------------------------------------------------
@@ -233,21 +235,21 @@ def test_generated_domain_passes_lint_types_and_its_tests(tmp_path: Path, scaffo
     def run(*command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, check=False)  # noqa: S603
 
-    scaffold = run(str(bin_dir / "python"), "-m", "scripts.scaffold_domain", "--name", "invoice")
+    scaffold = run(str(bin_dir / "python"), "-m", "scripts.scaffold_domain", "--name", PROBE)
     assert scaffold.returncode == 0, scaffold.stdout + scaffold.stderr
     assert "make migrate" in scaffold.stdout
     assert "make test" in scaffold.stdout
-    assert list((repo / "db" / "migrations").glob("*_create_invoices.sql"))
-    assert '"/api/v1/invoices/{invoice_id}"' in (repo / "docs" / "openapi.json").read_text()
+    assert list((repo / "db" / "migrations").glob(f"*_create_{PROBE}s.sql"))
+    assert f'"/api/v1/{PROBE.replace("_", "-")}s/{{{PROBE}_id}}"' in (repo / "docs" / "openapi.json").read_text()
 
-    again = run(str(bin_dir / "python"), "-m", "scripts.scaffold_domain", "--name", "invoice")
+    again = run(str(bin_dir / "python"), "-m", "scripts.scaffold_domain", "--name", PROBE)
     assert again.returncode == 2
     assert "exists already" in again.stderr
 
     python_paths = [
-        "app/api/invoice",
-        "app/db/invoice",
-        "tests/api/invoice",
+        f"app/api/{PROBE}",
+        f"app/db/{PROBE}",
+        f"tests/api/{PROBE}",
         "app/api/api.py",
         "app/db/models.py",
         "app/core/security.py",
@@ -261,7 +263,7 @@ def test_generated_domain_passes_lint_types_and_its_tests(tmp_path: Path, scaffo
             "-q",
             "-p",
             "no:cacheprovider",
-            "tests/api/invoice",
+            f"tests/api/{PROBE}",
             "tests/db/test_schema.py",
             "tests/db/test_migrations.py",
             "tests/test_openapi_snapshot.py",
