@@ -26,6 +26,7 @@ ModelT = TypeVar("ModelT", bound=SQLModel)
 DEFAULT_MAX_ROWS = 1000
 SOFT_DELETE_COLUMN = "deleted_at"
 UPDATED_AT_COLUMN = "updated_at"
+CREATED_AT_COLUMN = "created_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,10 @@ class BaseTable(Generic[ModelT]):
     # ---- writes ------------------------------------------------------------------------------
 
     async def insert_model(self, model: ModelT) -> ModelT:
+        timestamped = CREATED_AT_COLUMN in self._table.c and UPDATED_AT_COLUMN in self._table.c
+        if timestamped and UPDATED_AT_COLUMN not in model.model_fields_set:
+            # One instant for both: a new row has not been updated (each default reads the clock anew).
+            setattr(model, UPDATED_AT_COLUMN, getattr(model, CREATED_AT_COLUMN))
         self.session.add(model)
         await self.session.flush()
         await self.session.refresh(model)

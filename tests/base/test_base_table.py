@@ -78,6 +78,7 @@ async def test_insert_and_first_or_default(widgets: WidgetsTable) -> None:
     assert found is not None
     assert found.name == "a"
     assert found.created_at.tzinfo is not None
+    assert found.updated_at == found.created_at
     assert await widgets.first_or_default(uuid.uuid4()) is None
 
 

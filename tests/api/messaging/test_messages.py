@@ -30,6 +30,7 @@ async def test_create_accepts_stores_and_enqueues(
     assert created["payload"] == PAYLOAD
     assert created["status"] == "pending"
     assert datetime.fromisoformat(created["created_at"]).tzinfo is not None
+    assert created["updated_at"] == created["created_at"]
     message_id = uuid.UUID(created["id"])
     assert queue.fan_outs == [message_id]
     assert queue.retries == []
