@@ -4,13 +4,9 @@ Repositories add and flush; they never commit. The service method that completes
 commits once, so a use case that writes several tables is atomic.
 """
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel
@@ -18,6 +14,7 @@ from sqlalchemy import ColumnElement, Table, delete, func, select, tuple_, updat
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
+from app.base.cursor import decode_cursor, encode_cursor
 from app.core.exceptions import ValidationFailedError
 from app.utils.time import utcnow
 
@@ -169,30 +166,11 @@ class BaseTable(Generic[ModelT]):
         return [self._column(name).desc() for name in self.page_order]
 
     def _encode_cursor(self, row: ModelT) -> str:
-        values = [getattr(row, name) for name in self.page_order]
-        raw = json.dumps([v.isoformat() if isinstance(v, datetime) else str(v) for v in values])
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        return encode_cursor([getattr(row, name) for name in self.page_order])
 
     def _decode_cursor(self, cursor: str) -> Sequence[Any]:
+        types = [self._column(name).type.python_type for name in self.page_order]
         try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            values = json.loads(raw)
-            if not isinstance(values, list) or len(values) != len(self.page_order):
-                raise ValueError("wrong shape")
-            return [_parse_key(self._column(n), v) for n, v in zip(self.page_order, values, strict=True)]
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            return decode_cursor(cursor, types)
+        except ValueError:
             raise ValidationFailedError("The cursor is not valid; pass the next_cursor of a previous page.") from None
-
-
-def _parse_key(column: ColumnElement[Any], value: Any) -> Any:
-    if not isinstance(value, str):
-        raise TypeError("cursor values are strings")
-    python_type = column.type.python_type
-    if python_type is datetime:
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            raise ValueError("cursor timestamps are timezone-aware")
-        return parsed
-    if python_type is uuid.UUID:
-        return uuid.UUID(value)
-    return python_type(value)

@@ -14,6 +14,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
+        # Statement parameters are client data (payloads, secrets): keep them out of error messages,
+        # logs and Sentry, except when debugging locally on purpose.
+        hide_parameters=settings.LOG_LEVEL.upper() != "DEBUG",
     )
 
 

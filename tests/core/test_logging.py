@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import Settings, get_settings
 from app.core.context import request_id_var
 from app.core.logging import REDACTED, Redactor, configure_logging, redact
-from app.db.database import get_db
+from app.db.database import engine, get_db
 from app.middleware.request_context import REQUEST_ID_HEADER
 from app.services.webhook_sender.models import WebhookMessage
 from app.services.webhook_sender.service import WebhookSender
@@ -195,8 +195,10 @@ def test_configuring_again_with_the_same_settings_changes_nothing(
 
 
 @pytest.fixture
-def debug_app(reconfigure: Reconfigure) -> FastAPI:
+def debug_app(reconfigure: Reconfigure, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
     """Everything at DEBUG: SQLAlchemy logs each statement with its parameters, httpx each request."""
+    # The shared engine was built from the suite's settings (INFO), which hide statement parameters.
+    monkeypatch.setattr(engine.sync_engine, "hide_parameters", False)
     return build_app(LOG_LEVEL="DEBUG", LOG_FORMAT="json")
 
 

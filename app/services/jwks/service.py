@@ -33,6 +33,7 @@ class JwksClient:
         self._cache: TTLCache[str, dict[str, dict[str, Any]]] = TTLCache(maxsize=1, ttl=cache_seconds)
         self._lock = asyncio.Lock()
         self._last_fetch = float("-inf")
+        self._last_fetch_failed = False
 
     async def get_key(self, kid: str) -> dict[str, Any]:
         keys = await self._keys(force=False)
@@ -44,17 +45,27 @@ class JwksClient:
             raise AuthenticationError("The token was signed with an unknown key.") from None
 
     async def _keys(self, *, force: bool) -> dict[str, dict[str, Any]]:
+        cached = self._cache.get(_CACHE_KEY)
+        if cached is not None and not force:
+            return cached  # the common case takes no lock
         async with self._lock:
             cached = self._cache.get(_CACHE_KEY)
-            recently = time.monotonic() - self._last_fetch < JWKS_MIN_REFRESH_INTERVAL_SECONDS
-            if cached is not None and (not force or recently):
+            attempted_recently = time.monotonic() - self._last_fetch < JWKS_MIN_REFRESH_INTERVAL_SECONDS
+            if cached is not None and (not force or attempted_recently):
                 return cached
+            if cached is None and attempted_recently and self._last_fetch_failed:
+                raise _keys_unavailable()  # don't queue every request behind another failing fetch
+            # Counted from the attempt, not the success: a failing provider is asked at most once per interval.
+            self._last_fetch = time.monotonic()
             try:
                 keys = await self._fetch()
             except (httpx.HTTPError, ValueError) as exc:
+                self._last_fetch_failed = True
                 logger.warning("JWKS fetch from {} failed: {}", self.url, exc)
-                raise ServiceUnavailableError("The identity provider's signing keys are unavailable.") from None
-            self._last_fetch = time.monotonic()
+                if cached is not None:
+                    return cached  # a refresh for an unknown kid failed: the token is refused as unknown
+                raise _keys_unavailable() from None
+            self._last_fetch_failed = False
             self._cache[_CACHE_KEY] = keys
             return keys
 
@@ -73,3 +84,7 @@ class JwksClient:
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise ValueError("the JWKS document has no 'keys' list")
         return {key["kid"]: key for key in document["keys"] if isinstance(key, dict) and "kid" in key}
+
+
+def _keys_unavailable() -> ServiceUnavailableError:
+    return ServiceUnavailableError("The identity provider's signing keys are unavailable.")

@@ -101,13 +101,31 @@ async def test_client_errors_are_not_retried(jwks: JwksClient, provider: JwksSer
     assert provider.requests == 1
 
 
-async def test_a_failure_is_not_cached(jwks: JwksClient, provider: JwksServer, rsa_key: SigningKey) -> None:
+async def test_a_failure_is_retried_once_the_refresh_interval_has_passed(
+    jwks: JwksClient, provider: JwksServer, rsa_key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
     provider.fail_next(404, times=1)
     with pytest.raises(ServiceUnavailableError):
         await jwks.get_key("rsa-1")
+    # Within the interval a failing provider is not asked again: requests don't queue behind it.
+    with pytest.raises(ServiceUnavailableError):
+        await jwks.get_key("rsa-1")
+    assert provider.requests == 1
 
+    monkeypatch.setattr(service, "JWKS_MIN_REFRESH_INTERVAL_SECONDS", 0.0)
     assert await jwks.get_key("rsa-1") == rsa_key.public_jwk
     assert provider.requests == 2
+
+
+async def test_a_failed_refresh_for_an_unknown_kid_keeps_the_cached_keys(
+    jwks: JwksClient, provider: JwksServer, rsa_key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert await jwks.get_key("rsa-1") == rsa_key.public_jwk
+    monkeypatch.setattr(service, "JWKS_MIN_REFRESH_INTERVAL_SECONDS", 0.0)
+    provider.fail_next(500, times=10)
+    with pytest.raises(AuthenticationError, match="unknown key"):
+        await jwks.get_key("never-published")
+    assert await jwks.get_key("rsa-1") == rsa_key.public_jwk
 
 
 @pytest.mark.parametrize("document", [b"<html>not json</html>", {"no": "keys"}, {"keys": "not-a-list"}, [1, 2]])
