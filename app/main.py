@@ -45,6 +45,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API. `settings` shapes the HTTP edge (auth, CORS, limits, docs, Redis client); the
+    database engine and the Celery app are process-wide and always use the environment's settings."""
     settings = settings or get_settings()
     # Process-wide and idempotent: the same settings configure them once, however many apps are built.
     configure_logging(settings)

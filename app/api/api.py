@@ -5,9 +5,14 @@ from fastapi import APIRouter, Depends
 from app.api.deps import authenticate, rate_limit
 from app.api.me.points import router as me_router
 from app.api.messaging.points import router as messaging_router
+from app.api.problems import API_ERRORS
 from app.api.webhook.points import router as webhook_router
 
-api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate), Depends(rate_limit)])
+API_PREFIX = "/api/v1"
+
+api_router = APIRouter(
+    prefix=API_PREFIX, dependencies=[Depends(authenticate), Depends(rate_limit)], responses=API_ERRORS
+)
 api_router.include_router(me_router)
 api_router.include_router(webhook_router)
 api_router.include_router(messaging_router)

@@ -19,11 +19,6 @@ class AppError(Exception):
         self.extensions = extensions or {}
 
 
-class BadRequestError(AppError):
-    status_code = 400
-    title = "Bad Request"
-
-
 class AuthenticationError(AppError):
     status_code = 401
     title = "Unauthorized"

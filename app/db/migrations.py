@@ -1,4 +1,4 @@
-"""The newest migration version the code ships, read from db/migrations (dbmate file names)."""
+"""The migrations the code ships, read from db/migrations (dbmate names them `<version>_<name>.sql`)."""
 
 from functools import lru_cache
 from pathlib import Path
@@ -7,6 +7,5 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "db" / "migrations"
 
 
 @lru_cache
-def newest_migration_version(directory: Path = MIGRATIONS_DIR) -> str | None:
-    versions = [path.name.split("_", 1)[0] for path in directory.glob("*.sql")]
-    return max(versions, default=None)
+def shipped_migration_versions(directory: Path = MIGRATIONS_DIR) -> frozenset[str]:
+    return frozenset(path.name.split("_", 1)[0] for path in directory.glob("*.sql"))

@@ -102,3 +102,55 @@ async def test_openapi_declares_the_bearer_scheme(client: httpx.AsyncClient) -> 
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert {"HTTPBearer": []} in document["paths"]["/api/v1/me"]["get"]["security"]
     assert "security" not in document["paths"]["/health/live"]["get"]
+
+
+MALFORMED_JSON = b"{bad"
+
+
+def json_headers(authorization: str | None = None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    return headers
+
+
+async def test_malformed_json_without_a_token_is_401_not_422(client: httpx.AsyncClient) -> None:
+    # FastAPI parses the body before the router's authentication runs: the API still denies first.
+    response = await client.post("/api/v1/messages", content=MALFORMED_JSON, headers=json_headers())
+
+    body = assert_problem(response, 401)
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "errors" not in body
+
+
+async def test_malformed_json_with_a_garbage_token_is_401(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/messages", content=MALFORMED_JSON, headers=json_headers("Bearer garbage"))
+
+    assert_problem(response, 401)
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+async def test_malformed_json_with_a_valid_token_is_422(client: httpx.AsyncClient, make_token: TokenFactory) -> None:
+    headers = json_headers(f"Bearer {make_token()}")
+
+    response = await client.post("/api/v1/messages", content=MALFORMED_JSON, headers=headers)
+
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "json"),
+    [
+        ("POST", "/api/v1/messages", {"event": 1}),
+        ("GET", "/api/v1/messages/not-a-uuid", None),
+        ("GET", "/api/v1/webhooks?limit=0", None),
+    ],
+    ids=["invalid-fields", "invalid-path", "invalid-query"],
+)
+async def test_any_invalid_request_without_a_token_is_401(
+    client: httpx.AsyncClient, method: str, path: str, json: dict[str, int] | None
+) -> None:
+    response = await client.request(method, path, json=json)
+
+    assert_problem(response, 401)

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from app.core.exceptions import (
     AppError,
-    BadRequestError,
     ConflictError,
     NotFoundError,
     RateLimitedError,
@@ -29,7 +28,6 @@ class Widget(BaseModel):
 
 errors_router = APIRouter(prefix="/test")
 DOMAIN_ERRORS: dict[str, AppError] = {
-    "bad-request": BadRequestError("The cursor is not valid."),
     "not-found": NotFoundError("No webhook 42."),
     "conflict": ConflictError("The key was used for another message."),
     "rule": ValidationFailedError("Targets must be https."),
@@ -88,9 +86,7 @@ async def test_unexpected_error_is_a_generic_500(errors_client: httpx.AsyncClien
     assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
 
 
-@pytest.mark.parametrize(
-    ("name", "status"), [("bad-request", 400), ("not-found", 404), ("conflict", 409), ("rule", 422), ("rate", 429)]
-)
+@pytest.mark.parametrize(("name", "status"), [("not-found", 404), ("conflict", 409), ("rule", 422), ("rate", 429)])
 async def test_domain_errors_map_to_their_status(errors_client: httpx.AsyncClient, name: str, status: int) -> None:
     response = await errors_client.get(f"/test/domain/{name}")
 

@@ -1,6 +1,8 @@
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from app.handler.problem import Problem
 
 CheckStatus = Literal["ok", "failing"]
 
@@ -17,3 +19,9 @@ class Liveness(BaseModel):
 class Readiness(BaseModel):
     status: CheckStatus
     checks: dict[str, CheckResult]
+
+
+class ReadinessProblem(Problem):
+    """The 503 of the readiness probe: a problem that also says how each check went."""
+
+    checks: dict[str, CheckResult] = Field(description="Every check by name, the failing ones with a reason.")

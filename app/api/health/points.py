@@ -5,16 +5,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.api.deps import RedisDep, SettingsDep
-from app.api.health.models import Liveness, Readiness
+from app.api.health.models import Liveness, Readiness, ReadinessProblem
 from app.api.health.service import HealthService
 from app.db.database import engine
-from app.db.migrations import newest_migration_version
+from app.db.migrations import shipped_migration_versions
+from app.handler.problem import problem_responses
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
 def get_health_service(settings: SettingsDep, redis: RedisDep) -> HealthService:
-    return HealthService(engine, redis, newest_migration_version(), settings.HEALTH_CHECK_TIMEOUT_SECONDS)
+    return HealthService(engine, redis, shipped_migration_versions(), settings.HEALTH_CHECK_TIMEOUT_SECONDS)
 
 
 HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]
@@ -26,7 +27,12 @@ async def live() -> Liveness:
     return Liveness()
 
 
-@router.get("/ready", responses={503: {"description": "A dependency is unreachable or the schema is behind"}})
+NOT_READY = problem_responses(
+    503, model=ReadinessProblem, description="A dependency is unreachable or the schema is behind; `checks` says which."
+)
+
+
+@router.get("/ready", responses=NOT_READY)
 async def ready(health: HealthServiceDep) -> Readiness:
     """PostgreSQL and Redis answer within a short timeout and the schema is fully migrated."""
     return await health.readiness()

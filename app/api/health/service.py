@@ -7,6 +7,7 @@ from typing import TypeVar
 from loguru import logger
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.health.models import CheckResult, Readiness
@@ -17,10 +18,10 @@ OK = CheckResult(status="ok")
 
 
 class HealthService:
-    def __init__(self, engine: AsyncEngine, redis: Redis, expected_version: str | None, timeout: float) -> None:
+    def __init__(self, engine: AsyncEngine, redis: Redis, shipped_versions: frozenset[str], timeout: float) -> None:
         self.engine = engine
         self.redis = redis
-        self.expected_version = expected_version
+        self.shipped_versions = shipped_versions
         self.timeout = timeout
 
     async def readiness(self) -> Readiness:
@@ -35,12 +36,15 @@ class HealthService:
 
     async def _check_database(self) -> CheckResult:
         try:
-            version = await self._within_timeout(self._database_version())
+            applied = await self._within_timeout(self._applied_versions())
+        except ProgrammingError:
+            return CheckResult(status="failing", detail="not migrated (no schema_migrations table)")
         except Exception as exc:  # any failure of a dependency means "not ready"
             return self._failure("database", exc)
-        if version != self.expected_version:
-            detail = f"schema is at migration {version}, the code expects {self.expected_version}"
-            return CheckResult(status="failing", detail=detail)
+        # A newer schema is fine (a rolling deploy migrates before the old instances go); a missing one is not.
+        missing = sorted(self.shipped_versions - applied)
+        if missing:
+            return CheckResult(status="failing", detail=f"migrations not applied: {', '.join(missing)}")
         return OK
 
     async def _check_redis(self) -> CheckResult:
@@ -50,10 +54,10 @@ class HealthService:
             return self._failure("redis", exc)
         return OK
 
-    async def _database_version(self) -> str | None:
+    async def _applied_versions(self) -> frozenset[str]:
         async with self.engine.connect() as connection:
-            version = await connection.scalar(text("SELECT max(version) FROM schema_migrations"))
-            return None if version is None else str(version)
+            versions = await connection.scalars(text("SELECT version FROM schema_migrations"))
+            return frozenset(str(version) for version in versions)
 
     async def _within_timeout(self, awaitable: Awaitable[T]) -> T:
         async with asyncio.timeout(self.timeout):

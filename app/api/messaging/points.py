@@ -14,6 +14,7 @@ from app.api.messaging.models import (
 from app.api.messaging.queue import DeliveryQueue
 from app.api.messaging.service import MessagingService
 from app.api.pagination import PageOut, PageQuery
+from app.api.problems import IDEMPOTENCY_CONFLICT, REDELIVERY_CONFLICT
 from app.celery.queue import CeleryDeliveryQueue
 from app.core.security import Principal
 
@@ -44,7 +45,7 @@ def get_messaging_service(
 MessagingServiceDep = Annotated[MessagingService, Depends(get_messaging_service)]
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=IDEMPOTENCY_CONFLICT)
 async def create_message(
     data: MessageCreate, client: Writer, service: MessagingServiceDep, idempotency_key: IdempotencyKey = None
 ) -> MessageRead:
@@ -74,7 +75,7 @@ async def list_deliveries(
     return await service.deliveries_of(client.sub, message_id, page)
 
 
-@router.post("/{message_id}/redeliver", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{message_id}/redeliver", status_code=status.HTTP_202_ACCEPTED, responses=REDELIVERY_CONFLICT)
 async def redeliver_message(message_id: uuid.UUID, client: Writer, service: MessagingServiceDep) -> MessageRead:
     """Send the message again to the webhooks whose delivery failed."""
     return await service.redeliver(client.sub, message_id)

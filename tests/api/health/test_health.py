@@ -8,11 +8,14 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from app.api.health.models import ReadinessProblem
 from app.api.health.points import get_health_service
 from app.api.health.service import HealthService
+from app.core.config import Settings
 from app.db.database import create_engine, engine
-from app.db.migrations import newest_migration_version
+from app.db.migrations import shipped_migration_versions
 from tests.app_helpers import assert_problem, build_app, closed_port, make_settings, serve
+from tests.database import dbmate, drop
 
 
 async def test_live(client: httpx.AsyncClient) -> None:
@@ -37,6 +40,7 @@ async def test_not_ready_when_redis_is_unreachable() -> None:
         response = await client.get("/health/ready")
 
     body = assert_problem(response, 503)
+    ReadinessProblem.model_validate(body)  # the schema OpenAPI declares for this 503
     assert body["checks"]["database"] == {"status": "ok", "detail": None}
     assert body["checks"]["redis"]["status"] == "failing"
     assert body["checks"]["redis"]["detail"].startswith("unreachable (")
@@ -46,7 +50,7 @@ async def test_not_ready_when_redis_is_unreachable() -> None:
 async def test_not_ready_when_postgres_is_unreachable(client: httpx.AsyncClient, app: FastAPI) -> None:
     dead_engine = create_engine(make_settings(DB_HOST="127.0.0.1", DB_PORT=closed_port()))
     app.dependency_overrides[get_health_service] = lambda: HealthService(
-        dead_engine, app.state.redis, newest_migration_version(), timeout=2.0
+        dead_engine, app.state.redis, shipped_migration_versions(), timeout=2.0
     )
     try:
         response = await client.get("/health/ready")
@@ -60,19 +64,53 @@ async def test_not_ready_when_postgres_is_unreachable(client: httpx.AsyncClient,
     assert str(dead_engine.url.port) not in response.text  # addresses stay in the log
 
 
-async def test_not_ready_when_the_schema_is_not_the_one_the_code_expects(
-    client: httpx.AsyncClient, app: FastAPI
-) -> None:
-    app.dependency_overrides[get_health_service] = lambda: HealthService(
-        engine, app.state.redis, "29991231235959", timeout=2.0
-    )
+async def test_not_ready_while_a_shipped_migration_is_not_applied(client: httpx.AsyncClient, app: FastAPI) -> None:
+    shipped = shipped_migration_versions() | {"29991231235959"}
+    app.dependency_overrides[get_health_service] = lambda: HealthService(engine, app.state.redis, shipped, timeout=2.0)
 
     response = await client.get("/health/ready")
 
     body = assert_problem(response, 503)
-    detail = body["checks"]["database"]["detail"]
-    assert detail == f"schema is at migration {newest_migration_version()}, the code expects 29991231235959"
+    assert body["checks"]["database"]["detail"] == "migrations not applied: 29991231235959"
     assert body["checks"]["redis"]["status"] == "ok"
+
+
+async def test_ready_when_the_database_is_ahead_of_the_code(client: httpx.AsyncClient, app: FastAPI) -> None:
+    # During a rolling deploy the new release has migrated; the old instances must stay in service.
+    older_code = frozenset(sorted(shipped_migration_versions())[:-1])
+    app.dependency_overrides[get_health_service] = lambda: HealthService(
+        engine, app.state.redis, older_code, timeout=2.0
+    )
+
+    response = await client.get("/health/ready")
+
+    assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def unmigrated(settings: Settings) -> Iterator[Settings]:
+    """An empty database: created, never migrated."""
+    scratch = settings.model_copy(update={"DB_NAME": f"{settings.DB_NAME}_unmigrated"})
+    drop(scratch)
+    dbmate(scratch, "create")
+    yield scratch
+    drop(scratch)
+
+
+async def test_not_ready_when_the_database_was_never_migrated(
+    client: httpx.AsyncClient, app: FastAPI, unmigrated: Settings
+) -> None:
+    bare_engine = create_engine(unmigrated)
+    app.dependency_overrides[get_health_service] = lambda: HealthService(
+        bare_engine, app.state.redis, shipped_migration_versions(), timeout=2.0
+    )
+    try:
+        response = await client.get("/health/ready")
+    finally:
+        await bare_engine.dispose()
+
+    body = assert_problem(response, 503)
+    assert body["checks"]["database"]["detail"] == "not migrated (no schema_migrations table)"
 
 
 @pytest.fixture
@@ -87,7 +125,7 @@ def silent_port() -> Iterator[int]:
 async def test_not_ready_when_redis_hangs(client: httpx.AsyncClient, app: FastAPI, silent_port: int) -> None:
     hung = Redis(host="127.0.0.1", port=silent_port)
     app.dependency_overrides[get_health_service] = lambda: HealthService(
-        engine, hung, newest_migration_version(), timeout=0.2
+        engine, hung, shipped_migration_versions(), timeout=0.2
     )
     try:
         response = await client.get("/health/ready")
