@@ -5,6 +5,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import before_task_publish
 
+from app.celery.queue import PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK
 from app.core.config import get_settings
 from app.core.context import get_request_id
 
@@ -35,10 +36,10 @@ celery_app.conf.update(
     enable_utc=True,
     beat_schedule={
         "requeue-stranded": {
-            "task": "housekeeping.requeue_stranded",
+            "task": REQUEUE_STRANDED_TASK,
             "schedule": settings.CELERY_HOUSEKEEPING_INTERVAL_SECONDS,
         },
-        "purge-deliveries": {"task": "housekeeping.purge_deliveries", "schedule": 3600.0},
+        "purge-deliveries": {"task": PURGE_DELIVERIES_TASK, "schedule": 3600.0},
     },
 )
 

@@ -32,8 +32,10 @@ CREATE TABLE public.deliveries (
     error text,
     duration_ms integer NOT NULL,
     next_attempt_at timestamp with time zone,
+    last_attempt integer,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT deliveries_attempt_check CHECK ((attempt >= 1)),
+    CONSTRAINT deliveries_last_attempt_check CHECK ((last_attempt > attempt)),
     CONSTRAINT deliveries_status_check CHECK ((status = ANY (ARRAY['succeeded'::text, 'failed'::text])))
 );
 

@@ -2,6 +2,7 @@
 
 import uuid
 
+from app.celery.queue import FAN_OUT_TASK, PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK, RETRY_TASK
 from app.celery.utils import delivery_service, run_async
 from app.celery_app import celery_app
 
@@ -26,21 +27,21 @@ async def _purge_deliveries() -> int:
         return await service.purge_deliveries()
 
 
-@celery_app.task(name="messages.fan_out")
+@celery_app.task(name=FAN_OUT_TASK)
 def fan_out_message(message_id: str) -> None:
     run_async(_fan_out(uuid.UUID(message_id)))
 
 
-@celery_app.task(name="messages.retry_delivery")
+@celery_app.task(name=RETRY_TASK)
 def retry_delivery(message_id: str, webhook_id: str, attempt: int, last_attempt: int) -> None:
     run_async(_retry(uuid.UUID(message_id), uuid.UUID(webhook_id), attempt, last_attempt))
 
 
-@celery_app.task(name="housekeeping.requeue_stranded")
+@celery_app.task(name=REQUEUE_STRANDED_TASK)
 def requeue_stranded() -> int:
     return run_async(_requeue_stranded())
 
 
-@celery_app.task(name="housekeeping.purge_deliveries")
+@celery_app.task(name=PURGE_DELIVERIES_TASK)
 def purge_deliveries() -> int:
     return run_async(_purge_deliveries())

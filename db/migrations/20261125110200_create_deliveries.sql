@@ -8,9 +8,14 @@ CREATE TABLE deliveries (
     response_status INTEGER,
     error           TEXT,
     duration_ms     INTEGER NOT NULL,
-    -- Set while a retry of this failed attempt is scheduled; NULL once the outcome is final.
+    -- Set while a retry of this failed attempt is scheduled, on the webhook's latest attempt only;
+    -- NULL once the outcome is final or a later attempt has been recorded.
     next_attempt_at TIMESTAMPTZ,
-    created_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+    -- The last attempt number the scheduled retries may reach (the retry budget), so that housekeeping
+    -- re-queues a lost retry with the budget it was scheduled with; NULL when no retry was scheduled.
+    last_attempt    INTEGER,
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT deliveries_last_attempt_check CHECK (last_attempt > attempt)
 );
 
 -- A message's attempts, newest first (keyset pagination).

@@ -3,9 +3,9 @@
 import httpx
 import pytest
 
-from tests.base.test_cursor import raw_cursor
+from tests.base.test_cursor import KEY, raw_cursor
 
-OUT_OF_RANGE = raw_cursor(["9999-12-31T23:59:59-01:00", "6f1c1a4e-1d2b-4c53-9d7f-0a1b2c3d4e5f"])
+OUT_OF_RANGE = raw_cursor(["9999-12-31T23:59:59-01:00", KEY])
 
 
 @pytest.mark.parametrize("path", ["/api/v1/webhooks", "/api/v1/messages"])

@@ -210,10 +210,14 @@ async def test_one_trace_and_one_request_id_from_the_request_to_the_webhook_call
     def worker_spans() -> list[Any]:
         return [s for s in _exported_spans(collector) if int.from_bytes(s.trace_id, "big") == trace_id]
 
-    def has_webhook_call() -> bool:
-        return any(s.name == "POST" and s.kind == s.SPAN_KIND_CLIENT for s in worker_spans())
+    def has_task_and_webhook_call() -> bool:
+        # The task's span ends (and is exported) after the webhook call's: wait for both.
+        exported = worker_spans()
+        return any(s.name == "POST" and s.kind == s.SPAN_KIND_CLIENT for s in exported) and any(
+            s.name == f"run/{FAN_OUT_TASK}" for s in exported
+        )
 
-    await _wait_for(has_webhook_call, "the worker's webhook span")
+    await _wait_for(has_task_and_webhook_call, "the worker's task and webhook spans")
     exported = worker_spans()
     task = next(s for s in exported if s.name == f"run/{FAN_OUT_TASK}")
     assert int.from_bytes(task.parent_span_id, "big") == publish.context.span_id

@@ -19,6 +19,7 @@ from app.base.base_table import BaseTable
 from app.db.delivery.table import DeliveriesTable
 from app.db.message.table import MessagesTable
 from app.db.webhook.table import WebhooksTable
+from app.utils.time import utcnow
 
 CLIENTS = 20
 MESSAGES_PER_CLIENT = 200
@@ -64,6 +65,11 @@ async def explain_page(
     with capture_sql(connection) as captured:
         await table.page(20, cursor, **filters)
     (query,) = captured
+    return await explain(connection, query)
+
+
+async def explain(connection: AsyncConnection, query: Captured) -> list[dict[str, Any]]:
+    """The plan nodes of a captured query, as PostgreSQL would execute it."""
     assert query.statement.lstrip().upper().startswith("SELECT")
     result = await connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + query.statement, query.parameters)
     document = result.scalar_one()
@@ -185,3 +191,41 @@ async def test_webhook_pages_use_their_index(db_session: AsyncSession) -> None:
     for page_cursor in (None, cursor):
         nodes = await explain_page(db_session, table, page_cursor, client_id="client-3")
         assert_served_by(nodes, "webhooks", "webhooks_client_page_idx")
+
+
+async def test_overdue_retries_read_the_partial_index_alone(db_session: AsyncSession) -> None:
+    """Housekeeping's lost-retry query: only a webhook's latest attempt carries next_attempt_at, so no
+    anti-join against later attempts; just the small partial index, already in next_attempt_at order."""
+    message_id = await seed_deliveries(db_session)
+    # A retry is due after the latest attempt to each webhook (as DeliveryService leaves it: only there).
+    scheduled = await db_session.execute(
+        text(
+            """
+            UPDATE deliveries AS d SET next_attempt_at = now() - interval '1 hour'
+            WHERE message_id = :message_id
+              AND NOT EXISTS (SELECT FROM deliveries AS later
+                              WHERE later.message_id = d.message_id AND later.webhook_id = d.webhook_id
+                                AND later.attempt > d.attempt)
+            RETURNING id
+            """
+        ),
+        {"message_id": message_id},
+    )
+    due = set(scheduled.scalars().all())
+    assert len(due) == 100
+    await db_session.execute(text("ANALYZE deliveries"))
+    table = DeliveriesTable(db_session)
+    connection = await db_session.connection()
+    with capture_sql(connection) as captured:
+        overdue = await table.overdue_retries(utcnow(), 500)
+    assert {d.id for d in overdue} == due
+    (query,) = captured
+
+    nodes = await explain(connection, query)
+
+    summary = [(node["Node Type"], node.get("Relation Name"), node.get("Index Name")) for node in nodes]
+    reads = [node for node in nodes if node.get("Relation Name") == "deliveries"]
+    assert [(node["Node Type"], node.get("Index Name")) for node in reads] == [
+        ("Index Scan", "deliveries_next_attempt_idx")
+    ], summary
+    assert not any(node["Node Type"] == "Sort" for node in nodes), summary

@@ -24,7 +24,10 @@ from app.services.webhook_sender.service import WebhookSender, retry_delay
 from app.utils.time import utcnow
 
 HOUSEKEEPING_BATCH = 500
+PURGE_BATCH = 5000  # delivery rows deleted per statement (and per transaction)
 WEBHOOK_GONE = DeliveryOutcome(succeeded=False, retryable=False, error="webhook deleted or deactivated", duration_ms=0)
+# A bug or bad data (e.g. a malformed signing secret), not the receiver's fault: retrying would not help.
+INTERNAL_ERROR = DeliveryOutcome(succeeded=False, retryable=False, error="internal error while sending", duration_ms=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,7 @@ class DeliveryService:
         await self.session.commit()  # the claim; no transaction stays open across network calls
         if not targets:
             return
+        # _send never raises (but for cancellation), so one target cannot fail the others.
         outcomes = await asyncio.gather(*(self._send(message, webhook) for webhook in targets))
         last = self.policy.max_attempts
         await self._record(
@@ -117,30 +121,49 @@ class DeliveryService:
         await self._record(message_id, [AttemptResult(webhook_id, attempt, last_attempt, outcome)])
 
     async def requeue_stranded(self) -> int:
-        """Re-queue messages whose fan-out never ran, and retries whose task was lost."""
+        """Re-queue messages whose fan-out never ran, and retries whose task was lost.
+
+        Each one is marked as re-queued in the same transaction, so that while a backlog lasts the next
+        runs do not publish it again: a message counts as stranded again only after requeue_after, a
+        retry as lost again only after stalled_after.
+        """
         now = utcnow()
         message_ids = await self.messages.stranded_ids(
             now - self.policy.requeue_after, now - self.policy.stalled_after, HOUSEKEEPING_BATCH
         )
         overdue = await self.deliveries.overdue_retries(now - self.policy.stalled_after, HOUSEKEEPING_BATCH)
+        retries = [(d.message_id, d.webhook_id, d.attempt + 1, self._last_attempt(d)) for d in overdue]
+        await self.messages.mark_requeued(message_ids, now)
+        await self.deliveries.reschedule([d.id for d in overdue], now)
         await self.session.commit()
         for message_id in message_ids:
             await self.queue.fan_out(message_id)
-        for delivery in overdue:
-            # The budget of a lost retry is not stored; within a first series this is exact.
-            last = max(delivery.attempt + 1, self.policy.max_attempts)
-            await self.queue.retry(delivery.message_id, delivery.webhook_id, delivery.attempt + 1, last, 0)
-        if message_ids or overdue:
-            logger.info("Re-queued {} messages and {} retries", len(message_ids), len(overdue))
-        return len(message_ids) + len(overdue)
+        for message_id, webhook_id, attempt, last_attempt in retries:
+            await self.queue.retry(message_id, webhook_id, attempt, last_attempt, 0)
+        if message_ids or retries:
+            logger.info("Re-queued {} messages and {} retries", len(message_ids), len(retries))
+        return len(message_ids) + len(retries)
 
     async def purge_deliveries(self) -> int:
-        """Delete delivery rows older than the retention period."""
-        purged = await self.deliveries.purge_created_before(utcnow() - self.policy.retention)
-        await self.session.commit()
+        """Delete delivery rows older than the retention period, in bounded batches; returns how many."""
+        cutoff = utcnow() - self.policy.retention
+        purged = 0
+        while True:
+            deleted = await self.deliveries.purge_created_before(cutoff, PURGE_BATCH)
+            await self.session.commit()  # one short transaction per batch
+            purged += deleted
+            if deleted < PURGE_BATCH:
+                break
         if purged:
             logger.info("Purged {} delivery rows", purged)
         return purged
+
+    def _last_attempt(self, delivery: Delivery) -> int:
+        """The budget a lost retry was scheduled with."""
+        if delivery.last_attempt is not None:
+            return delivery.last_attempt
+        # Not stored (marked by code that does not record the budget): exact within a first series.
+        return max(delivery.attempt + 1, self.policy.max_attempts)
 
     async def _claimable(self, message: Message) -> bool:
         if message.status == MessageStatus.PENDING:
@@ -154,10 +177,16 @@ class DeliveryService:
         )
 
     async def _send(self, message: Message, webhook: Webhook) -> DeliveryOutcome:
+        """One attempt; never raises: an unexpected error is a failed attempt, not a failed fan-out."""
         payload = WebhookMessage(
             id=str(message.id), event=message.event, created_at=message.created_at, payload=message.payload
         )
-        return await self.sender.deliver(webhook.url, webhook.secret, payload, self.policy.timeout_seconds)
+        try:
+            return await self.sender.deliver(webhook.url, webhook.secret, payload, self.policy.timeout_seconds)
+        except Exception:
+            # Ids only: never the secret (the logging setup prints no local variables in tracebacks).
+            logger.exception("Could not send message {} to webhook {}", message.id, webhook.id)
+            return INTERNAL_ERROR
 
     async def _record(self, message_id: uuid.UUID, results: list[AttemptResult]) -> None:
         """Store the attempts and the message's new status in one transaction, then schedule retries."""
@@ -172,6 +201,9 @@ class DeliveryService:
             if previous is not None and previous.attempt >= result.attempt:
                 # A duplicate task recorded this attempt while we were sending; it also scheduled the next.
                 continue
+            if previous is not None:
+                # Only the latest attempt may wait for a retry (see overdue_retries).
+                await self.deliveries.clear_scheduled(message_id, result.webhook_id)
             outcome = result.outcome
             delay = None
             if not outcome.succeeded and outcome.retryable and result.attempt < result.last_attempt:
@@ -193,6 +225,7 @@ class DeliveryService:
                     error=outcome.error,
                     duration_ms=outcome.duration_ms,
                     next_attempt_at=None if delay is None else utcnow() + timedelta(seconds=delay),
+                    last_attempt=None if delay is None else result.last_attempt,
                 )
             )
         message.status = summarise(list(latest.values()))

@@ -8,7 +8,7 @@ from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api.pagination import PageParams
-from app.api.validation import EVENT_NAME_MAX_LENGTH, EVENT_NAME_PATTERN, check_event_name
+from app.api.validation import EVENT_NAME_MAX_LENGTH, EVENT_NAME_PATTERN, check_event_name, check_json_storable
 from app.db.delivery.model import DeliveryStatus
 from app.db.message.model import MessageStatus
 
@@ -25,6 +25,11 @@ class MessageCreate(BaseModel):
     @classmethod
     def _event(cls, value: str) -> str:
         return check_event_name(value)
+
+    @field_validator("payload")
+    @classmethod
+    def _payload(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_json_storable(value)
 
 
 class MessageRead(BaseModel):

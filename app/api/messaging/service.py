@@ -53,6 +53,8 @@ class MessagingService:
             async with self.session.begin_nested():
                 await self.messages.insert_model(message)
         except IntegrityError:
+            if idempotency_key is None:
+                raise  # no key, so no earlier request to answer with: not an idempotency race
             # A concurrent request with the same key committed first: answer with its message.
             existing = await self.messages.first_by(client_id=client_id, idempotency_key=idempotency_key)
             if existing is None:
@@ -82,25 +84,22 @@ class MessagingService:
         return PageOut(items=[DeliveryRead.model_validate(d) for d in result.items], next_cursor=result.next_cursor)
 
     async def redeliver(self, client_id: str, message_id: uuid.UUID) -> MessageRead:
-        await self._owned(client_id, message_id)
-        message = await self.messages.lock(message_id)
-        assert message is not None
+        # One read, locked: the status checked below cannot change before the commit.
+        message = await self._owned(client_id, message_id, lock=True)
         if message.status in IN_FLIGHT:
             raise ConflictError(f"Message {message_id} is still being delivered; re-send it once it has finished.")
         failed = [d for d in await self.deliveries.latest_per_webhook(message_id) if d.status == DeliveryStatus.FAILED]
         if not failed:
             raise ConflictError(f"Message {message_id} has no failed deliveries to re-send.")
-        now = utcnow()
-        for delivery in failed:
-            # Marks the retry as due, so housekeeping re-queues it should the enqueue below be lost.
-            delivery.next_attempt_at = now
+        # Marks each retry as due, so housekeeping re-queues it, with its budget, should an enqueue below be lost.
+        await self.deliveries.schedule_redelivery(failed, utcnow(), self.max_attempts)
         message.status = MessageStatus.DELIVERING
         await self.messages.update_model(message)
         await self.session.commit()
         for delivery in failed:
-            attempt = delivery.attempt + 1
+            attempt, last_attempt = delivery.attempt + 1, delivery.attempt + self.max_attempts
             try:
-                await self.queue.retry(message_id, delivery.webhook_id, attempt, attempt + self.max_attempts - 1, 0)
+                await self.queue.retry(message_id, delivery.webhook_id, attempt, last_attempt, 0)
             except Exception as exc:
                 logger.warning("Could not enqueue redelivery of {}; housekeeping will: {!r}", message_id, exc)
         return MessageRead.model_validate(message)
@@ -110,8 +109,15 @@ class MessagingService:
             raise ConflictError("This Idempotency-Key was already used with a different request body.")
         return MessageRead.model_validate(existing)
 
-    async def _owned(self, client_id: str, message_id: uuid.UUID) -> Message:
-        message = await self.messages.first_by(id=message_id, client_id=client_id)
+    async def _owned(self, client_id: str, message_id: uuid.UUID, *, lock: bool = False) -> Message:
+        """The client's message (locked until the transaction ends if `lock`), else 404.
+
+        Another client's message answers exactly like a missing one: no existence oracle.
+        """
+        if lock:
+            message = await self.messages.lock(message_id, client_id=client_id)
+        else:
+            message = await self.messages.first_by(id=message_id, client_id=client_id)
         if message is None:
             raise NotFoundError(f"Message {message_id} not found.")
         return message

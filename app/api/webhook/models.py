@@ -2,16 +2,20 @@
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from app.api.validation import check_event_name, check_http_url
+from app.api.validation import StorableText, check_event_name, check_http_url, check_text
 
 MAX_EVENTS = 50
 DESCRIPTION_MAX_LENGTH = 500
 
+Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), AfterValidator(check_text)]
+
 
 def _events(values: list[str]) -> list[str]:
+    # The event name pattern admits neither NUL nor surrogates, so names are storable text too.
     # Duplicates are dropped, first occurrence wins, so the stored list is what the client meant.
     return list(dict.fromkeys(check_event_name(v) for v in values))
 
@@ -19,9 +23,9 @@ def _events(values: list[str]) -> list[str]:
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(description="http(s) URL that receives the signed POSTs")
+    url: StorableText = Field(description="http(s) URL that receives the signed POSTs")
     events: list[str] = Field(min_length=1, max_length=MAX_EVENTS, description="event names, e.g. order.created")
-    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+    description: Description | None = None
 
     @field_validator("url")
     @classmethod
@@ -39,9 +43,9 @@ class WebhookUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = None
+    url: StorableText | None = None
     events: list[str] | None = Field(default=None, min_length=1, max_length=MAX_EVENTS)
-    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+    description: Description | None = None
     active: bool | None = None
 
     @field_validator("url")

@@ -20,7 +20,7 @@ class WebhookService:
         self.allow_private_targets = allow_private_targets
 
     async def create(self, client_id: str, data: WebhookCreate) -> WebhookCreated:
-        await self._check_target(data.url)
+        await self._check_target(data.url)  # before any database work: no transaction waits on DNS
         webhook = await self.webhooks.insert_model(
             Webhook(client_id=client_id, secret=generate_secret(), **data.model_dump())
         )
@@ -35,11 +35,13 @@ class WebhookService:
         return WebhookRead.model_validate(await self._owned(client_id, webhook_id))
 
     async def update(self, client_id: str, webhook_id: uuid.UUID, data: WebhookUpdate) -> WebhookRead:
-        await self._owned(client_id, webhook_id)
+        # The DNS lookup first, before any read: no transaction stays open while it waits.
         if data.url is not None:
             await self._check_target(data.url)
-        webhook = await self.webhooks.update(webhook_id, data)
-        assert webhook is not None  # owned and live, under this transaction
+        webhook = await self._owned(client_id, webhook_id)
+        # One read, then the changed instance is written: no second lookup that could miss the row.
+        webhook.sqlmodel_update(data.model_dump(exclude_unset=True))
+        await self.webhooks.update_model(webhook)
         await self.session.commit()
         return WebhookRead.model_validate(webhook)
 

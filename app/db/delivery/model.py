@@ -27,6 +27,9 @@ class Delivery(SQLModel, table=True):
     response_status: int | None = Field(default=None, nullable=True)
     error: str | None = Field(default=None, sa_type=Text, nullable=True)
     duration_ms: int = Field(nullable=False)
-    # Set while a retry of this failed attempt is scheduled; None once the outcome is final.
+    # Set while a retry of this failed attempt is scheduled, on the webhook's latest attempt only;
+    # None once the outcome is final or a later attempt has been recorded.
     next_attempt_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True, default_now=False))
+    # The last attempt number the scheduled retries may reach (their budget); None if none was scheduled.
+    last_attempt: int | None = Field(default=None, nullable=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamptz())

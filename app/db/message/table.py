@@ -1,7 +1,8 @@
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, or_, select, update
 from sqlmodel import col
 
 from app.base.base_table import BaseTable
@@ -10,18 +11,21 @@ from app.db.message.model import Message, MessageStatus
 
 
 class MessagesTable(BaseTable[Message]):
-    async def lock(self, id: uuid.UUID) -> Message | None:
-        """The message, locked until the transaction ends: its delivery results are recorded one at a time."""
-        statement = (
-            select(Message).where(col(Message.id) == id).with_for_update().execution_options(populate_existing=True)
-        )
+    async def lock(self, id: uuid.UUID, *, client_id: str | None = None) -> Message | None:
+        """The message (of `client_id`, if given), locked until the transaction ends: changes to its
+        status and delivery records are made one at a time."""
+        statement = select(Message).where(col(Message.id) == id)
+        if client_id is not None:
+            statement = statement.where(col(Message.client_id) == client_id)
+        statement = statement.with_for_update().execution_options(populate_existing=True)
         return (await self.session.scalars(statement)).first()
 
     async def stranded_ids(self, pending_before: datetime, delivering_before: datetime, limit: int) -> list[uuid.UUID]:
         """Messages whose fan-out never ran or died before recording anything, oldest first.
 
         Pending ones: the enqueue after commit failed (e.g. Redis was down). Delivering ones without a
-        single delivery row: the worker died mid-fan-out.
+        single delivery row: the worker died mid-fan-out. Locked until the transaction ends, for
+        mark_requeued; one a fan-out is claiming right now is skipped (it is not stranded).
         """
         no_deliveries = ~exists().where(col(Delivery.message_id) == col(Message.id))
         statement = (
@@ -38,5 +42,17 @@ class MessagesTable(BaseTable[Message]):
             )
             .order_by(col(Message.updated_at))
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         return list((await self.session.scalars(statement)).all())
+
+    async def mark_requeued(self, ids: Sequence[uuid.UUID], at: datetime) -> None:
+        """Housekeeping has just re-queued these stranded messages: pending again, as of `at`.
+
+        So they count as stranded again only once MESSAGE_REQUEUE_AFTER_SECONDS have passed, and the
+        fan-out re-queued for a stalled one (delivering, nothing recorded) can claim it.
+        """
+        if not ids:
+            return
+        statement = update(Message).where(col(Message.id).in_(ids)).values(status=MessageStatus.PENDING, updated_at=at)
+        await self.session.execute(statement)

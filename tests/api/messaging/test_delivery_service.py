@@ -7,11 +7,13 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
+from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from app.api.messaging.delivery_service import DeliveryPolicy, DeliveryService, summarise
+from app.api.messaging import delivery_service
+from app.api.messaging.delivery_service import INTERNAL_ERROR, DeliveryPolicy, DeliveryService, summarise
 from app.core.config import Settings
 from app.db.delivery.model import Delivery, DeliveryStatus
 from app.db.delivery.table import DeliveriesTable
@@ -61,7 +63,13 @@ class Data:
         self.deliveries = DeliveriesTable(session)
 
     async def webhook(
-        self, url: str, *events: str, client_id: str = "client-a", active: bool = True, deleted: bool = False
+        self,
+        url: str,
+        *events: str,
+        client_id: str = "client-a",
+        active: bool = True,
+        deleted: bool = False,
+        secret: str | None = None,
     ) -> Webhook:
         webhook = await self.webhooks.insert_model(
             Webhook(
@@ -69,7 +77,7 @@ class Data:
                 url=url,
                 events=list(events or ("order.created",)),
                 active=active,
-                secret=generate_secret(),
+                secret=secret or generate_secret(),
             )
         )
         if deleted:
@@ -101,6 +109,7 @@ class Data:
         *,
         succeeded: bool = False,
         next_attempt_at: datetime | None = None,
+        last_attempt: int | None = None,
         age: timedelta = timedelta(0),
     ) -> Delivery:
         delivery = await self.deliveries.insert_model(
@@ -113,6 +122,7 @@ class Data:
                 error=None if succeeded else "HTTP 503",
                 duration_ms=5,
                 next_attempt_at=next_attempt_at,
+                last_attempt=last_attempt,
                 created_at=utcnow() - age,
             )
         )
@@ -125,10 +135,13 @@ class Data:
         return sorted(rows, key=lambda d: (d.attempt, d.created_at))
 
     async def status(self, message: Message) -> MessageStatus:
+        return (await self.stored(message)).status
+
+    async def stored(self, message: Message) -> Message:
         row = await self.messages.lock(message.id)  # populate_existing: what the database says now
         assert row is not None
         await self.session.commit()
-        return row.status
+        return self._detached(row)
 
     def _detached(self, row: T) -> T:
         self.session.expunge(row)
@@ -292,6 +305,40 @@ async def test_fan_out_leaves_a_stalled_message_with_deliveries_alone(
     assert len(await data.attempts(message)) == 1
 
 
+async def test_an_unexpected_error_for_one_webhook_fails_that_delivery_only(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    """A malformed secret makes sign() raise: that attempt fails for good, the others go out, nothing leaks."""
+    malformed = "whsec_not*base64!"
+    good = await data.webhook(receiver.url(200))
+    broken = await data.webhook(receiver.url(200), secret=malformed)
+    message = await data.message()
+    logged: list[str] = []
+    handler_id = logger.add(
+        lambda m: logged.append(str(m)), level="ERROR", format="{message}\n{exception}", diagnose=False
+    )
+    try:
+        await service.fan_out(message.id)
+    finally:
+        logger.remove(handler_id)
+
+    attempts = {d.webhook_id: d for d in await data.attempts(message)}
+    assert attempts[good.id].status == DeliveryStatus.SUCCEEDED
+    failed = attempts[broken.id]
+    assert (failed.status, failed.response_status, failed.error) == (DeliveryStatus.FAILED, None, INTERNAL_ERROR.error)
+    assert failed.next_attempt_at is None
+    assert queue.retries == []  # not the receiver's fault: retrying would not help
+    assert await data.status(message) == MessageStatus.PARTIALLY_FAILED
+    assert len(receiver.to(good.url)) == 1
+    assert receiver.to(broken.url) == []
+    (line,) = logged
+    assert str(message.id) in line
+    assert str(broken.id) in line
+    assert "ValueError" in line
+    assert malformed not in line
+    assert malformed.removeprefix("whsec_") not in line
+
+
 # ---- outcomes and status ----------------------------------------------------------------------
 
 
@@ -422,10 +469,62 @@ async def test_after_the_last_attempt_the_message_fails(
     assert all(call.last_attempt == POLICY.max_attempts for call in queue.retries)
     attempts = await data.attempts(message)
     assert [d.attempt for d in attempts] == [1, 2, 3]
-    assert attempts[-1].next_attempt_at is None
-    assert all(d.next_attempt_at is not None for d in attempts[:-1])
+    assert all(d.next_attempt_at is None for d in attempts)  # nothing waits any more
     assert len(receiver.to(webhook.url)) == 3
     assert await data.status(message) == MessageStatus.FAILED
+
+
+async def test_only_the_latest_attempt_waits_for_a_retry(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    """next_attempt_at (and the budget of the retries) is on the latest failed attempt only, while a retry is due."""
+    webhook = await data.webhook(receiver.url(503, 503, 200))
+    message = await data.message()
+
+    await service.fan_out(message.id)
+    (first,) = await data.attempts(message)
+    assert first.next_attempt_at is not None
+    assert first.last_attempt == POLICY.max_attempts
+
+    await service.retry(message.id, webhook.id, 2, POLICY.max_attempts)
+    attempts = await data.attempts(message)
+    assert [(d.attempt, d.next_attempt_at is not None) for d in attempts] == [(1, False), (2, True)]
+    assert attempts[1].last_attempt == POLICY.max_attempts
+
+    await service.retry(message.id, webhook.id, 3, POLICY.max_attempts)
+    attempts = await data.attempts(message)
+    assert [(d.attempt, d.status, d.next_attempt_at) for d in attempts] == [
+        (1, DeliveryStatus.FAILED, None),
+        (2, DeliveryStatus.FAILED, None),
+        (3, DeliveryStatus.SUCCEEDED, None),
+    ]
+    assert attempts[2].last_attempt is None  # no retry scheduled after it
+    assert await data.status(message) == MessageStatus.DELIVERED
+    assert [call.attempt for call in queue.retries] == [2, 3]
+
+
+async def test_a_redelivery_clears_the_mark_of_the_attempt_it_follows(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    """What MessageService.redeliver leaves: the latest failed attempt marked due, with a new budget."""
+    webhook = await data.webhook(receiver.url(200))
+    message = await data.message(status=MessageStatus.FAILED)
+    await data.delivery(message, webhook, 3)
+    latest = await data.deliveries.latest_per_webhook(message.id)
+    await data.deliveries.schedule_redelivery(latest, utcnow(), POLICY.max_attempts)
+    await data.session.commit()
+    (marked,) = await data.attempts(message)
+    assert marked.next_attempt_at is not None
+    assert marked.last_attempt == 3 + POLICY.max_attempts
+
+    await service.retry(message.id, webhook.id, 4, 3 + POLICY.max_attempts)
+
+    attempts = await data.attempts(message)
+    assert [(d.attempt, d.status, d.next_attempt_at) for d in attempts] == [
+        (3, DeliveryStatus.FAILED, None),
+        (4, DeliveryStatus.SUCCEEDED, None),
+    ]
+    assert await data.status(message) == MessageStatus.DELIVERED
 
 
 async def test_backoff_grows_with_the_attempt_number_up_to_the_cap(
@@ -575,9 +674,9 @@ async def test_requeue_stranded_requeues_overdue_retries(
     webhook, other = await data.webhook(receiver.url(200)), await data.webhook(receiver.url(200))
     message = await data.message(status=MessageStatus.DELIVERING, age=timedelta(hours=1))
     lost = await data.delivery(message, webhook, 2, next_attempt_at=overdue_at)
-    # Already superseded by a later attempt: not lost.
-    await data.delivery(message, other, 1, next_attempt_at=overdue_at)
-    await data.delivery(message, other, 2, succeeded=True)
+    # Superseded by a later attempt (recorded late, after housekeeping's threshold): not lost.
+    await data.delivery(message, other, 1, next_attempt_at=overdue_at, last_attempt=POLICY.max_attempts)
+    await service.retry(message.id, other.id, 2, POLICY.max_attempts)
     # Due soon, or only just due: its task is presumably still on the way.
     second = await data.message(status=MessageStatus.DELIVERING, age=timedelta(hours=1))
     await data.delivery(second, webhook, 1, next_attempt_at=utcnow() + timedelta(seconds=30))
@@ -586,8 +685,66 @@ async def test_requeue_stranded_requeues_overdue_retries(
     count = await service.requeue_stranded()
 
     ours = [call for call in queue.retries if call.message_id in (message.id, second.id)]
+    # No budget stored (lost before the column was written): the first series' budget.
     assert ours == [RetryCall(message.id, lost.webhook_id, 3, POLICY.max_attempts, 0)]
     assert count == len(queue.fan_outs) + len(queue.retries)
+
+
+async def test_a_lost_redelivery_is_requeued_with_its_full_budget(
+    service: DeliveryService, data: Data, queue: RecordingQueue, receiver: Receiver
+) -> None:
+    webhook = await data.webhook(receiver.url(200))
+    message = await data.message(status=MessageStatus.DELIVERING, age=timedelta(hours=1))
+    await data.delivery(message, webhook, POLICY.max_attempts)  # the first series is spent
+    # Re-delivered: a new series of max_attempts attempts, whose first task was lost.
+    latest = await data.deliveries.latest_per_webhook(message.id)
+    overdue_at = utcnow() - POLICY.stalled_after - timedelta(minutes=1)
+    await data.deliveries.schedule_redelivery(latest, overdue_at, POLICY.max_attempts)
+    await data.session.commit()
+
+    await service.requeue_stranded()
+
+    ours = [call for call in queue.retries if call.message_id == message.id]
+    attempt = POLICY.max_attempts + 1
+    assert ours == [RetryCall(message.id, webhook.id, attempt, attempt + POLICY.max_attempts - 1, 0)]
+
+
+async def test_requeue_stranded_twice_requeues_each_once(
+    service: DeliveryService, data: Data, queue: RecordingQueue, receiver: Receiver
+) -> None:
+    """While the queue has a backlog, later runs must not publish the same work again (duplicate retries
+    could run concurrently and POST twice)."""
+    webhook = await data.webhook(receiver.url(200))
+    pending = await data.message(age=POLICY.requeue_after + timedelta(seconds=5))
+    stalled = await data.message(status=MessageStatus.DELIVERING, age=POLICY.stalled_after + timedelta(minutes=1))
+    retried = await data.message(status=MessageStatus.DELIVERING, age=timedelta(hours=1))
+    overdue_at = utcnow() - POLICY.stalled_after - timedelta(minutes=1)
+    lost = await data.delivery(retried, webhook, 1, next_attempt_at=overdue_at, last_attempt=POLICY.max_attempts)
+    before = utcnow()
+
+    await service.requeue_stranded()
+    await service.requeue_stranded()
+
+    ours = {pending.id, stalled.id}
+    assert sorted(m for m in queue.fan_outs if m in ours) == sorted(ours)
+    assert [call for call in queue.retries if call.message_id == retried.id] == [
+        RetryCall(retried.id, webhook.id, 2, POLICY.max_attempts, 0)
+    ]
+    # Stranded again only after requeue_after (messages) or stalled_after (retries), counting from now.
+    for message in (pending, stalled):
+        stored = await data.stored(message)
+        assert stored.updated_at >= before
+        assert stored.status == MessageStatus.PENDING  # so that the re-queued fan-out can claim it
+    (rescheduled,) = await data.attempts(retried)
+    assert rescheduled.id == lost.id
+    assert rescheduled.next_attempt_at is not None
+    assert rescheduled.next_attempt_at >= before
+    assert rescheduled.last_attempt == POLICY.max_attempts
+
+    # The re-queued fan-out of the stalled message does run.
+    await service.fan_out(stalled.id)
+    assert [r.headers["webhook-id"] for r in receiver.to(webhook.url)] == [str(stalled.id)]
+    assert await data.status(stalled) == MessageStatus.DELIVERED
 
 
 async def test_requeue_stranded_with_nothing_to_do(service: DeliveryService, queue: RecordingQueue, data: Data) -> None:
@@ -614,6 +771,25 @@ async def test_purge_deliveries_removes_rows_past_retention(service: DeliverySer
     assert expired.id not in remaining
     assert await data.messages.first_or_default(message.id) is not None  # messages stay
     assert await service.purge_deliveries() == 0
+
+
+async def test_purge_deliveries_deletes_in_bounded_batches(
+    service: DeliveryService, data: Data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery_service, "PURGE_BATCH", 2)
+    webhook = await data.webhook("https://example.com/")
+    message = await data.message(status=MessageStatus.FAILED, age=timedelta(days=40))
+    old = POLICY.retention + timedelta(hours=1)
+    for attempt in range(1, 6):
+        await data.delivery(message, webhook, attempt, age=old)
+    kept = await data.delivery(message, webhook, 6)
+    cutoff = utcnow() - POLICY.retention
+    assert await data.deliveries.purge_created_before(cutoff, 2) == 2  # one bounded statement
+    await data.session.commit()
+
+    assert await service.purge_deliveries() == 3  # the rest, over two batches
+
+    assert [d.id for d in await data.attempts(message)] == [kept.id]
 
 
 # ---- summarise ---------------------------------------------------------------------------------

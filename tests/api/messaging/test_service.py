@@ -1,15 +1,25 @@
-"""MessagingService paths the HTTP tests cannot reach deterministically: the idempotency race."""
+"""MessagingService paths the HTTP tests cannot reach deterministically: the idempotency race, and
+how re-delivery reads the message."""
 
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.messaging.models import MessageCreate
 from app.api.messaging.service import MessagingService, request_hash
-from app.core.exceptions import ConflictError
-from app.db.message.model import Message
+from app.core.exceptions import ConflictError, NotFoundError
+from app.db.database import engine
+from app.db.delivery.model import Delivery, DeliveryStatus
+from app.db.delivery.table import DeliveriesTable
+from app.db.message.model import Message, MessageStatus
 from app.db.message.table import MessagesTable
+from app.db.webhook.model import Webhook
+from app.db.webhook.table import WebhooksTable
 from tests.api.conftest import RecordingQueue
 
 
@@ -66,3 +76,104 @@ def test_request_hash_ignores_key_order_but_not_values() -> None:
     assert request_hash(a) == request_hash(b)
     assert request_hash(a) != request_hash(MessageCreate(event="a.b", payload={"x": 1, "y": [2, 1]}))
     assert request_hash(a) != request_hash(MessageCreate(event="a.c", payload={"x": 1, "y": [1, 2]}))
+
+
+async def test_an_integrity_error_without_idempotency_key_is_not_answered_with_another_message(
+    service: MessagingService, queue: RecordingQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A keyless message exists: a lookup by `idempotency_key IS NULL` would find it and answer 409.
+    await service.create("client-a", MessageCreate(event="order.created", payload={"n": 1}), None)
+    queue.fan_outs.clear()
+
+    async def violates_a_constraint(model: Message) -> Message:
+        raise IntegrityError("INSERT INTO messages ...", {}, Exception("a constraint other than the key's"))
+
+    monkeypatch.setattr(service.messages, "insert_model", violates_a_constraint)
+
+    with pytest.raises(IntegrityError):
+        await service.create("client-a", MessageCreate(event="order.created", payload={"n": 2}), None)
+    assert queue.fan_outs == []
+
+
+# ---- redeliver ---------------------------------------------------------------------------------
+
+
+async def failed_message(session: AsyncSession, client_id: str = "client-a") -> tuple[Message, Delivery]:
+    """A message whose only delivery attempt failed, written straight into the tables as the worker would."""
+    webhook = await WebhooksTable(session).insert_model(
+        Webhook(client_id=client_id, url="https://example.com/hooks", events=["order.created"], secret="whsec_x")
+    )
+    message = await MessagesTable(session).insert_model(
+        Message(client_id=client_id, event="order.created", payload={}, status=MessageStatus.FAILED)
+    )
+    delivery = await DeliveriesTable(session).insert_model(
+        Delivery(
+            message_id=message.id,
+            webhook_id=webhook.id,
+            attempt=1,
+            status=DeliveryStatus.FAILED,
+            response_status=500,
+            error="HTTP 500",
+            duration_ms=5,
+        )
+    )
+    await session.commit()
+    return message, delivery
+
+
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    """The SQL sent to PostgreSQL while the test runs."""
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(args[2])  # (connection, cursor, statement, parameters, context, executemany)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+def reads_of_messages_before_writing(statements: list[str]) -> list[str]:
+    """The SELECTs from messages that ran before the first write (after it, a write's refresh reads too)."""
+    reads = []
+    for statement in statements:
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in ("UPDATE", "INSERT", "DELETE"):
+            break
+        if verb == "SELECT" and "FROM messages" in statement:
+            reads.append(statement)
+    return reads
+
+
+async def test_redeliver_reads_the_message_once_and_locked(
+    service: MessagingService, queue: RecordingQueue, db_session: AsyncSession, statements: list[str]
+) -> None:
+    message, delivery = await failed_message(db_session)
+    statements.clear()
+
+    redelivered = await service.redeliver("client-a", message.id)
+
+    assert redelivered.status == MessageStatus.DELIVERING
+    reads = reads_of_messages_before_writing(statements)
+    assert len(reads) == 1, reads
+    assert "FOR UPDATE" in reads[0]
+    assert [(call.webhook_id, call.attempt) for call in queue.retries] == [(delivery.webhook_id, 2)]
+    await db_session.refresh(delivery)
+    assert delivery.next_attempt_at is not None
+
+
+@pytest.mark.parametrize("owner", ["client-b", None], ids=["another-client", "unknown"])
+async def test_redeliver_someone_elses_or_an_unknown_message_is_not_found(
+    service: MessagingService, queue: RecordingQueue, db_session: AsyncSession, owner: str | None
+) -> None:
+    message_id = (await failed_message(db_session, owner))[0].id if owner else uuid.uuid4()
+
+    with pytest.raises(NotFoundError):
+        await service.redeliver("client-a", message_id)
+
+    assert queue.retries == []
+    if owner:
+        stored = await MessagesTable(db_session).first_or_default(message_id)
+        assert stored is not None
+        assert stored.status == MessageStatus.FAILED

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.validation import JSON_MAX_DEPTH
 from app.db.message.table import MessagesTable
 from tests.api.conftest import MessageFactory, RecordingQueue, assert_field_error
 
@@ -146,3 +147,73 @@ async def test_bad_uuid_in_path_is_422(
 ) -> None:
     response = await client.request(method, f"{MESSAGES}/{message_id}{suffix}", headers=auth_headers)
     assert_field_error(response, ["path", "message_id"])
+
+
+# Raw JSON text: Python's json module accepts all of these, PostgreSQL's JSONB refuses them (a 500 if let through).
+UNSTORABLE_PAYLOADS = {
+    "nan": '{"x": NaN}',
+    "infinity": '{"x": Infinity}',
+    "minus-infinity": '{"x": [1, {"y": -Infinity}]}',
+    "overflows-to-infinity": '{"x": 1e400}',
+    "nul-in-value": '{"x": "secret\\u0000"}',
+    "nul-in-key": '{"secret\\u0000": 1}',
+    "nul-nested": '{"x": [{"y": {"z": ["ok", "secret\\u0000"]}}]}',
+    "nul-in-nested-key": '{"x": [{"secret\\u0000": 1}]}',
+    "lone-surrogate-value": '{"x": "secret\\ud800"}',
+    "lone-surrogate-key": '{"secret\\udfff": 1}',
+    "lone-surrogate-nested": '{"x": {"y": [["secret\\udc00x"]]}}',
+    # Deeper than Pydantic can serialise again (about 255 levels); the limit is far below that.
+    "too-deep": '{"x": ' + "[" * JSON_MAX_DEPTH + "]" * JSON_MAX_DEPTH + "}",
+    "far-too-deep": '{"x": ' + "[" * 300 + "]" * 300 + "}",
+}
+
+
+@pytest.mark.usefixtures("nothing_accepted")
+@pytest.mark.parametrize("payload", UNSTORABLE_PAYLOADS.values(), ids=UNSTORABLE_PAYLOADS.keys())
+async def test_create_rejects_payload_postgres_cannot_store(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], payload: str
+) -> None:
+    headers = {**auth_headers, "content-type": "application/json"}
+    content = f'{{"event": "a.b", "payload": {payload}}}'
+    errors = assert_field_error(await client.post(MESSAGES, content=content, headers=headers), ["body", "payload"])
+    assert [error["loc"] for error in errors] == [["body", "payload"]]
+    assert "secret" not in errors[0]["msg"]
+
+
+async def test_create_accepts_payload_escapes_postgres_can_store(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    headers = {**auth_headers, "content-type": "application/json"}
+    content = '{"event": "a.b", "payload": {"\\u00e9": "\\ud83d\\ude00", "n": -1.5, "c": "\\u0001"}}'
+    response = await client.post(MESSAGES, content=content, headers=headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["payload"] == {"é": "😀", "n": -1.5, "c": "\x01"}
+
+
+async def test_create_accepts_payload_nested_up_to_the_limit(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    nested: Any = "deepest"
+    for _ in range(JSON_MAX_DEPTH - 1):  # the payload object itself is the first level
+        nested = [nested]
+    response = await client.post(MESSAGES, json={"event": "a.b", "payload": {"x": nested}}, headers=auth_headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["payload"] == {"x": nested}
+
+
+@pytest.mark.usefixtures("nothing_accepted")
+async def test_huge_event_name_gets_a_small_answer_that_does_not_echo_it(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    response = await client.post(MESSAGES, json={"event": "x" * 500_000, "payload": {}}, headers=auth_headers)
+    assert_field_error(response, ["body", "event"])
+    assert len(response.content) < 5000
+    assert "x" * 101 not in response.text
+
+
+@pytest.mark.usefixtures("nothing_accepted")
+async def test_bad_event_name_is_not_echoed(client: httpx.AsyncClient, auth_headers: dict[str, str]) -> None:
+    response = await client.post(MESSAGES, json={"event": "Not<script>", "payload": {}}, headers=auth_headers)
+    errors = assert_field_error(response, ["body", "event"])
+    assert "lowercase dotted" in errors[0]["msg"]
+    assert "script" not in response.text

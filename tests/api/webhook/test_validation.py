@@ -105,7 +105,8 @@ async def test_create_rejects_extra_fields(client: httpx.AsyncClient, auth_heade
 
 async def test_create_rejects_overlong_description(client: httpx.AsyncClient, auth_headers: dict[str, str]) -> None:
     response = await client.post(WEBHOOKS, json={**GOOD, "description": "d" * 501}, headers=auth_headers)
-    assert_field_error(response, ["body", "description"])
+    errors = assert_field_error(response, ["body", "description"])
+    assert "at most 500 characters" in errors[0]["msg"]
 
 
 @pytest.mark.parametrize("body", [[], "x", None])
@@ -132,6 +133,7 @@ async def test_create_rejects_malformed_json(client: httpx.AsyncClient, auth_hea
         ({"active": None}, "active"),
         ({"active": "maybe"}, "active"),
         ({"secret": "whsec_x"}, "secret"),
+        ({"description": "d" * 501}, "description"),
     ],
 )
 async def test_patch_rejects_bad_changes(
@@ -235,3 +237,90 @@ async def test_patch_to_a_private_target_is_rejected(
 
     assert_field_error(response, ["body", "url"])
     assert (await client.get(path, headers=auth_headers)).json()["url"] == "https://93.184.215.14/hook"
+
+
+# Raw JSON escapes Python accepts but PostgreSQL cannot store in TEXT: a NUL and lone surrogates.
+UNSTORABLE = {"nul": "\\u0000", "lone-high-surrogate": "\\ud800", "lone-low-surrogate": "\\udfff"}
+UNSTORABLE_FIELDS = {
+    "url": '{"url": "https://example.com/secret%s", "events": ["order.created"]}',
+    "description": '{"url": "https://example.com/", "events": ["order.created"], "description": "secret%s"}',
+    "events": '{"url": "https://example.com/", "events": ["order.created", "secret%s"]}',
+}
+
+
+def _raw_json(auth_headers: dict[str, str]) -> dict[str, str]:
+    return {**auth_headers, "content-type": "application/json"}
+
+
+@pytest.mark.parametrize("escape", UNSTORABLE.values(), ids=UNSTORABLE.keys())
+@pytest.mark.parametrize("field", UNSTORABLE_FIELDS)
+async def test_create_rejects_text_postgres_cannot_store(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], db_session: AsyncSession, field: str, escape: str
+) -> None:
+    content = UNSTORABLE_FIELDS[field] % escape
+    response = await client.post(WEBHOOKS, content=content, headers=_raw_json(auth_headers))
+    errors = assert_field_error(response, ["body", field])
+    assert "secret" not in response.text
+    assert all(error["loc"][:2] == ["body", field] for error in errors)
+    assert await WebhooksTable(db_session).all_count(client_id="client-a") == 0
+
+
+@pytest.mark.parametrize("escape", UNSTORABLE.values(), ids=UNSTORABLE.keys())
+@pytest.mark.parametrize(
+    ("field", "content"),
+    [
+        ("url", '{"url": "https://example.com/secret%s"}'),
+        ("description", '{"description": "secret%s"}'),
+        ("events", '{"events": ["secret%s"]}'),
+    ],
+)
+async def test_patch_rejects_text_postgres_cannot_store(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    create_webhook: WebhookFactory,
+    field: str,
+    content: str,
+    escape: str,
+) -> None:
+    created = await create_webhook(description="before")
+    path = f"{WEBHOOKS}/{created['id']}"
+    response = await client.patch(path, content=content % escape, headers=_raw_json(auth_headers))
+    assert_field_error(response, ["body", field])
+    assert "secret" not in response.text
+    assert (await client.get(path, headers=auth_headers)).json() == {
+        key: value for key, value in created.items() if key != "secret"
+    }
+
+
+async def test_patch_overlong_description_says_characters(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], create_webhook: WebhookFactory
+) -> None:
+    created = await create_webhook()
+    response = await client.patch(f"{WEBHOOKS}/{created['id']}", json={"description": "d" * 501}, headers=auth_headers)
+    errors = assert_field_error(response, ["body", "description"])
+    assert "at most 500 characters" in errors[0]["msg"]
+
+
+async def test_description_keeps_unicode_postgres_can_store(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    content = '{"url": "https://example.com/", "events": ["a.b"], "description": "caf\\u00e9 \\ud83d\\ude00 \\u0001"}'
+    response = await client.post(WEBHOOKS, content=content, headers=_raw_json(auth_headers))
+    assert response.status_code == 201, response.text
+    assert response.json()["description"] == "café 😀 \x01"
+
+
+async def test_huge_event_name_gets_a_small_answer_that_does_not_echo_it(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    response = await client.post(WEBHOOKS, json={**GOOD, "events": ["x" * 500_000]}, headers=auth_headers)
+    errors = assert_field_error(response, ["body", "events"])
+    assert "at most 100 characters" in errors[0]["msg"]
+    assert len(response.content) < 5000
+    assert "x" * 101 not in response.text
+
+
+async def test_bad_event_name_is_not_echoed(client: httpx.AsyncClient, auth_headers: dict[str, str]) -> None:
+    response = await client.post(WEBHOOKS, json={**GOOD, "events": ["<b>secret</b>"]}, headers=auth_headers)
+    assert_field_error(response, ["body", "events"])
+    assert "secret" not in response.text
