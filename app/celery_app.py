@@ -5,9 +5,9 @@ from typing import Any
 from celery import Celery
 from celery.signals import before_task_publish
 
-from app.celery.queue import PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK
 from app.core.config import get_settings
 from app.core.context import get_request_id
+from app.services.task_queue.constants import PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK
 
 # The task message header that carries the X-Request-ID of the API request that enqueued the task.
 REQUEST_ID_TASK_HEADER = "request_id"

@@ -2,9 +2,9 @@
 
 import uuid
 
-from app.celery.queue import FAN_OUT_TASK, PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK, RETRY_TASK
 from app.celery.utils import delivery_service, run_async
 from app.celery_app import celery_app
+from app.services.task_queue.constants import FAN_OUT_TASK, PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK, RETRY_TASK
 
 
 async def _fan_out(message_id: uuid.UUID) -> None:

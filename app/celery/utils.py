@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 import httpx
 
 from app.api.messaging.delivery_service import DeliveryPolicy, DeliveryService
-from app.celery.queue import CeleryDeliveryQueue
 from app.core.config import get_settings
 from app.db.database import SessionFactory, engine
+from app.services.task_queue.service import CeleryDeliveryQueue
 from app.services.webhook_sender.service import WebhookSender
 
 T = TypeVar("T")

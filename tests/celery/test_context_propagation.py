@@ -20,12 +20,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis import Redis
 
-from app.celery.queue import FAN_OUT_TASK, CeleryDeliveryQueue
 from app.celery_app import REQUEST_ID_TASK_HEADER, celery_app
 from app.celery_worker import bind_task_context, unbind_task_context
 from app.core.config import Settings
 from app.core.context import get_request_id, request_id_var
 from app.middleware.request_context import REQUEST_ID_HEADER
+from app.services.task_queue.constants import FAN_OUT_TASK
+from app.services.task_queue.service import CeleryDeliveryQueue
 from tests.app_helpers import build_app, serve
 from tests.celery.conftest import DEADLINE_SECONDS, Worker, WorkerStarter
 from tests.receiver import Receiver, running_receiver

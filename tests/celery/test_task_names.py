@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 import app.celery.tasks  # noqa: F401 - registers the tasks, as the worker does
-from app.celery.queue import FAN_OUT_TASK, PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK, RETRY_TASK, CeleryDeliveryQueue
 from app.celery_app import celery_app
+from app.services.task_queue.constants import FAN_OUT_TASK, PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK, RETRY_TASK
+from app.services.task_queue.service import CeleryDeliveryQueue
 
 
 def test_beat_schedules_registered_tasks_only() -> None:

@@ -17,11 +17,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from redis import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.celery.queue import FAN_OUT_TASK
 from app.core.config import Settings
 from app.core.telemetry import configure_telemetry, disable_telemetry, fastapi_telemetry
 from app.db.database import get_db
 from app.middleware.request_context import REQUEST_ID_HEADER
+from app.services.task_queue.constants import FAN_OUT_TASK
 from tests.app_helpers import build_app, make_settings, serve
 
 

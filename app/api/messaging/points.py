@@ -15,8 +15,8 @@ from app.api.messaging.queue import DeliveryQueue
 from app.api.messaging.service import MessagingService
 from app.api.pagination import PageOut, PageQuery
 from app.api.problems import IDEMPOTENCY_CONFLICT, REDELIVERY_CONFLICT
-from app.celery.queue import CeleryDeliveryQueue
 from app.core.security import Principal
+from app.services.task_queue.service import CeleryDeliveryQueue
 
 router = APIRouter(prefix="/messages", tags=["messages"])
 

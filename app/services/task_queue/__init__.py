@@ -1,0 +1,1 @@
+"""The Celery task queue, as the services see it: publish a fan-out or a retry."""
