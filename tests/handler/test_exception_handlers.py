@@ -125,6 +125,14 @@ async def test_method_not_allowed_is_405_with_allow(client: httpx.AsyncClient) -
     assert body["detail"] == "Method DELETE is not allowed on /health/live."
 
 
+async def test_405_allow_names_every_route_at_the_path(client: httpx.AsyncClient, auth_headers: dict[str, str]) -> None:
+    # /api/v1/webhooks is served by two routes (list and create); Starlette alone names only the first.
+    response = await client.put("/api/v1/webhooks", headers=auth_headers)
+
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, POST"
+
+
 async def test_body_validation_is_422_with_field_errors(errors_client: httpx.AsyncClient) -> None:
     response = await errors_client.post("/test/widgets", json={"name": "x", "size": 0, "token": "do-not-echo"})
 
