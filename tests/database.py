@@ -4,6 +4,8 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -57,3 +59,15 @@ def clone(template: str, settings: Settings) -> None:
 
 def drop(settings: Settings) -> None:
     asyncio.run(_admin(settings, f'DROP DATABASE IF EXISTS "{settings.DB_NAME}" WITH (FORCE)'))
+
+
+@contextmanager
+def scratch_database(settings: Settings, suffix: str) -> Iterator[Settings]:
+    """An empty database of its own (created, not migrated), dropped afterwards."""
+    scratch = settings.model_copy(update={"DB_NAME": f"{settings.DB_NAME}_{suffix}"})
+    drop(scratch)
+    dbmate(scratch, "create")
+    try:
+        yield scratch
+    finally:
+        drop(scratch)

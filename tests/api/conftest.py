@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from app.api.messaging.points import get_delivery_queue
+from app.db.database import engine
 from tests.app_helpers import assert_problem
 
 
@@ -158,3 +160,16 @@ async def walk_pages(
 def item_ids(pages: list[Page]) -> list[str]:
     """The ids of the items of `pages`, in order."""
     return [item["id"] for page in pages for item in page]
+
+
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    """The SQL sent to PostgreSQL while the test runs."""
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(args[2])  # (connection, cursor, statement, parameters, context, executemany)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(engine.sync_engine, "before_cursor_execute", record)

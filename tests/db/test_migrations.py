@@ -7,16 +7,13 @@ import pytest
 
 from app.core.config import Settings
 from app.db.migrations import MIGRATIONS_DIR
-from tests.database import dbmate, drop
+from tests.database import dbmate, scratch_database
 
 
 @pytest.fixture
 def scratch(settings: Settings) -> Iterator[Settings]:
-    scratch_settings = settings.model_copy(update={"DB_NAME": f"{settings.DB_NAME}_migrations"})
-    drop(scratch_settings)
-    dbmate(scratch_settings, "create")
-    yield scratch_settings
-    drop(scratch_settings)
+    with scratch_database(settings, "migrations") as scratch_settings:
+        yield scratch_settings
 
 
 async def _schema_snapshot(settings: Settings) -> list[tuple[str, str, str, str]]:

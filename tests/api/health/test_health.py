@@ -15,7 +15,7 @@ from app.core.config import Settings
 from app.db.database import create_engine, engine
 from app.db.migrations import shipped_migration_versions
 from tests.app_helpers import assert_problem, build_app, closed_port, make_settings, serve
-from tests.database import dbmate, drop
+from tests.database import scratch_database
 
 
 async def test_live(client: httpx.AsyncClient) -> None:
@@ -90,11 +90,8 @@ async def test_ready_when_the_database_is_ahead_of_the_code(client: httpx.AsyncC
 @pytest.fixture
 def unmigrated(settings: Settings) -> Iterator[Settings]:
     """An empty database: created, never migrated."""
-    scratch = settings.model_copy(update={"DB_NAME": f"{settings.DB_NAME}_unmigrated"})
-    drop(scratch)
-    dbmate(scratch, "create")
-    yield scratch
-    drop(scratch)
+    with scratch_database(settings, "unmigrated") as scratch:
+        yield scratch
 
 
 async def test_not_ready_when_the_database_was_never_migrated(

@@ -2,18 +2,15 @@
 how re-delivery reads the message."""
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.messaging.models import MessageCreate
 from app.api.messaging.service import MessagingService, request_hash
 from app.core.exceptions import ConflictError, NotFoundError
-from app.db.database import engine
 from app.db.delivery.model import Delivery, DeliveryStatus
 from app.db.delivery.table import DeliveriesTable
 from app.db.message.model import Message, MessageStatus
@@ -119,19 +116,6 @@ async def failed_message(session: AsyncSession, client_id: str = "client-a") -> 
     )
     await session.commit()
     return message, delivery
-
-
-@pytest.fixture
-def statements() -> Iterator[list[str]]:
-    """The SQL sent to PostgreSQL while the test runs."""
-    sent: list[str] = []
-
-    def record(*args: Any) -> None:
-        sent.append(args[2])  # (connection, cursor, statement, parameters, context, executemany)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    yield sent
-    event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 def reads_of_messages_before_writing(statements: list[str]) -> list[str]:

@@ -2,18 +2,15 @@
 update racing a soft delete."""
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.webhook import service as webhook_service
 from app.api.webhook.models import WebhookCreate, WebhookUpdate
 from app.api.webhook.service import WebhookService
 from app.core.exceptions import NotFoundError
-from app.db.database import engine
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
 
@@ -21,19 +18,6 @@ from app.db.webhook.table import WebhooksTable
 @pytest.fixture
 def service(db_session: AsyncSession) -> WebhookService:
     return WebhookService(db_session, allow_private_targets=True)
-
-
-@pytest.fixture
-def statements() -> Iterator[list[str]]:
-    """The SQL sent to PostgreSQL while the test runs."""
-    sent: list[str] = []
-
-    def record(*args: Any) -> None:
-        sent.append(args[2])  # (connection, cursor, statement, parameters, context, executemany)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    yield sent
-    event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 @pytest.fixture
