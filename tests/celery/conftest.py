@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from app.celery_app import celery_app
 from app.db.database import engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +37,8 @@ def start_worker(tmp_path: Path) -> Iterator[WorkerStarter]:
     started: list[Worker] = []
 
     def start(env: dict[str, str]) -> Worker:
+        # Tasks an earlier, interrupted run left in this Redis database would be consumed first.
+        celery_app.control.purge()
         log_path = tmp_path / f"worker-{len(started)}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
