@@ -7,6 +7,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.health.models import ReadinessProblem
 from app.api.health.points import get_health_service
@@ -16,6 +17,26 @@ from app.db.database import create_engine, engine
 from app.db.migrations import shipped_migration_versions
 from tests.app_helpers import assert_problem, build_app, closed_port, make_settings, serve
 from tests.database import scratch_database
+
+
+async def ready_with(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    *,
+    database: AsyncEngine = engine,
+    redis: Redis | None = None,
+    versions: frozenset[str] | None = None,
+    check_timeout: float = 2.0,
+) -> httpx.Response:
+    """GET /health/ready with the readiness checks pointed at `database`, `redis` and `versions`."""
+    health = HealthService(
+        database,
+        redis or app.state.redis,
+        shipped_migration_versions() if versions is None else versions,
+        check_timeout,
+    )
+    app.dependency_overrides[get_health_service] = lambda: health
+    return await client.get("/health/ready")
 
 
 async def test_live(client: httpx.AsyncClient) -> None:
@@ -49,11 +70,8 @@ async def test_not_ready_when_redis_is_unreachable() -> None:
 
 async def test_not_ready_when_postgres_is_unreachable(client: httpx.AsyncClient, app: FastAPI) -> None:
     dead_engine = create_engine(make_settings(DB_HOST="127.0.0.1", DB_PORT=closed_port()))
-    app.dependency_overrides[get_health_service] = lambda: HealthService(
-        dead_engine, app.state.redis, shipped_migration_versions(), timeout=2.0
-    )
     try:
-        response = await client.get("/health/ready")
+        response = await ready_with(client, app, database=dead_engine)
     finally:
         await dead_engine.dispose()
 
@@ -66,9 +84,7 @@ async def test_not_ready_when_postgres_is_unreachable(client: httpx.AsyncClient,
 
 async def test_not_ready_while_a_shipped_migration_is_not_applied(client: httpx.AsyncClient, app: FastAPI) -> None:
     shipped = shipped_migration_versions() | {"29991231235959"}
-    app.dependency_overrides[get_health_service] = lambda: HealthService(engine, app.state.redis, shipped, timeout=2.0)
-
-    response = await client.get("/health/ready")
+    response = await ready_with(client, app, versions=shipped)
 
     body = assert_problem(response, 503)
     assert body["checks"]["database"]["detail"] == "migrations not applied: 29991231235959"
@@ -78,11 +94,7 @@ async def test_not_ready_while_a_shipped_migration_is_not_applied(client: httpx.
 async def test_ready_when_the_database_is_ahead_of_the_code(client: httpx.AsyncClient, app: FastAPI) -> None:
     # During a rolling deploy the new release has migrated; the old instances must stay in service.
     older_code = frozenset(sorted(shipped_migration_versions())[:-1])
-    app.dependency_overrides[get_health_service] = lambda: HealthService(
-        engine, app.state.redis, older_code, timeout=2.0
-    )
-
-    response = await client.get("/health/ready")
+    response = await ready_with(client, app, versions=older_code)
 
     assert response.status_code == 200, response.text
 
@@ -98,11 +110,8 @@ async def test_not_ready_when_the_database_was_never_migrated(
     client: httpx.AsyncClient, app: FastAPI, unmigrated: Settings
 ) -> None:
     bare_engine = create_engine(unmigrated)
-    app.dependency_overrides[get_health_service] = lambda: HealthService(
-        bare_engine, app.state.redis, shipped_migration_versions(), timeout=2.0
-    )
     try:
-        response = await client.get("/health/ready")
+        response = await ready_with(client, app, database=bare_engine)
     finally:
         await bare_engine.dispose()
 
@@ -121,11 +130,8 @@ def silent_port() -> Iterator[int]:
 
 async def test_not_ready_when_redis_hangs(client: httpx.AsyncClient, app: FastAPI, silent_port: int) -> None:
     hung = Redis(host="127.0.0.1", port=silent_port)
-    app.dependency_overrides[get_health_service] = lambda: HealthService(
-        engine, hung, shipped_migration_versions(), timeout=0.2
-    )
     try:
-        response = await client.get("/health/ready")
+        response = await ready_with(client, app, redis=hung, check_timeout=0.2)
     finally:
         await hung.aclose()
 
