@@ -45,21 +45,21 @@ migration: $(INSTALL_STAMP) ## Create a migration: make migration name=add_thing
 	$(BIN)/dbmate --migrations-dir db/migrations new $(name)
 
 run: migrate ## Migrate, then serve the API with reload on :8080
-	$(BIN)/uvicorn app.main:app --host 0.0.0.0 --port 8080 --reload
+	$(BIN)/uvicorn --factory app.main:create_app --host 0.0.0.0 --port 8080 --reload
 
 worker: $(INSTALL_STAMP) ## Run the Celery worker
-	$(BIN)/celery -A app.celery_worker worker --loglevel=INFO
+	$(BIN)/celery -A app.worker.main worker --loglevel=INFO
 
 beat: $(INSTALL_STAMP) ## Run Celery beat (housekeeping schedule)
-	$(BIN)/celery -A app.celery_worker beat --loglevel=INFO --schedule /tmp/celerybeat-schedule
+	$(BIN)/celery -A app.worker.main beat --loglevel=INFO --schedule /tmp/celerybeat-schedule
 
 run-celery: $(INSTALL_STAMP) ## Run the worker with an embedded beat
-	$(BIN)/celery -A app.celery_worker worker --beat --loglevel=INFO --schedule /tmp/celerybeat-schedule
+	$(BIN)/celery -A app.worker.main worker --beat --loglevel=INFO --schedule /tmp/celerybeat-schedule
 
 dev: migrate ## API + worker + beat in one command; Ctrl-C stops all three
 	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A app.celery_worker worker --beat --loglevel=INFO --schedule /tmp/celerybeat-schedule & \
-	$(BIN)/uvicorn app.main:app --host 0.0.0.0 --port 8080 --reload & \
+	$(BIN)/celery -A app.worker.main worker --beat --loglevel=INFO --schedule /tmp/celerybeat-schedule & \
+	$(BIN)/uvicorn --factory app.main:create_app --host 0.0.0.0 --port 8080 --reload & \
 	wait
 
 test: services-check ## Run the test suite against the real PostgreSQL and Redis, with coverage

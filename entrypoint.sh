@@ -32,20 +32,20 @@ command="${1:-api}"
 
 case "$command" in
     api)
-        exec uvicorn app.main:app \
+        exec uvicorn --factory app.main:create_app \
             --host 0.0.0.0 \
             --port "${PORT:-8080}" \
             --workers "${WEB_CONCURRENCY:-2}" \
             --proxy-headers
         ;;
     worker)
-        exec celery -A app.celery_worker worker \
+        exec celery -A app.worker.main worker \
             --loglevel="${LOG_LEVEL:-INFO}" \
             --concurrency="${CELERY_CONCURRENCY:-2}"
         ;;
     beat)
         # The image is read-only for the app user: keep beat's schedule state in /tmp.
-        exec celery -A app.celery_worker beat \
+        exec celery -A app.worker.main beat \
             --loglevel="${LOG_LEVEL:-INFO}" \
             --schedule=/tmp/celerybeat-schedule
         ;;

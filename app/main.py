@@ -1,4 +1,10 @@
-"""The application factory: middleware, exception handlers, routers and lifespan."""
+"""The application factory: `uvicorn --factory app.main:create_app`.
+
+create_app(settings) configures the process (logging, Sentry, tracing) and wires the HTTP edge (middleware,
+error handlers, routers); its lifespan builds every resource the API uses from the same settings and closes
+them at shutdown: the engine and session factory, Redis, the outgoing HTTP client, the token verifier,
+the rate limiter, the webhook target guard and the task queue. Nothing is connected at import.
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -8,19 +14,23 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
-from app.api.api import api_router
 from app.api.health.points import router as health_router
+from app.api.router import api_router
+from app.clients.jwks import JwksClient
+from app.clients.rate_limiter import RateLimiter
+from app.clients.webhooks.target import TargetGuard
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from app.core.security import TokenVerifier
 from app.core.sentry import init_sentry
-from app.core.telemetry import configure_telemetry, fastapi_telemetry
-from app.handler.exception_handlers import register_exception_handlers
-from app.middleware.body_limit import BodyLimitMiddleware
-from app.middleware.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
-from app.middleware.security_headers import SecurityHeadersMiddleware
-from app.services.jwks.service import JwksClient
-from app.services.rate_limit.service import RateLimiter
+from app.core.telemetry import configure_telemetry, fastapi_telemetry, instrument_engine
+from app.db.engine import create_engine, create_session_factory
+from app.web.errors import register_exception_handlers
+from app.web.middleware.body_limit import BodyLimitMiddleware
+from app.web.middleware.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
+from app.web.middleware.security_headers import SecurityHeadersMiddleware
+from app.worker.celery_app import create_celery_app
+from app.worker.queue import CeleryDeliveryQueue
 
 EXPOSED_HEADERS = [REQUEST_ID_HEADER, "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"]
 
@@ -28,25 +38,31 @@ EXPOSED_HEADERS = [REQUEST_ID_HEADER, "RateLimit-Limit", "RateLimit-Remaining", 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    state = app.state
+    state.engine = create_engine(settings)
+    instrument_engine(state.engine)
+    state.session_factory = create_session_factory(state.engine)
     timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS
-    app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    app.state.rate_limiter = RateLimiter(
-        app.state.redis, settings.RATE_LIMIT_PER_MINUTE, fail_open=settings.RATE_LIMIT_FAIL_OPEN
+    state.redis = Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    state.rate_limiter = RateLimiter(
+        state.redis, settings.RATE_LIMIT_PER_MINUTE, fail_open=settings.RATE_LIMIT_FAIL_OPEN
     )
-    async with httpx.AsyncClient() as http_client:
-        jwks = None
-        if settings.JWT_JWKS_URL:
-            jwks = JwksClient(settings.JWT_JWKS_URL, http_client, settings.JWT_JWKS_CACHE_SECONDS)
-        app.state.token_verifier = TokenVerifier(settings, jwks)
-        try:
+    state.target_guard = TargetGuard(allow_private=settings.allow_private_webhook_targets)
+    state.delivery_queue = CeleryDeliveryQueue(create_celery_app(settings))
+    try:
+        async with httpx.AsyncClient() as http_client:
+            jwks = None
+            if settings.JWT_JWKS_URL:
+                jwks = JwksClient(settings.JWT_JWKS_URL, http_client, settings.JWT_JWKS_CACHE_SECONDS)
+            state.token_verifier = TokenVerifier(settings, jwks)
             yield
-        finally:
-            await app.state.redis.aclose()
+    finally:
+        await state.redis.aclose()
+        await state.engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API. `settings` shapes the HTTP edge (auth, CORS, limits, docs, Redis client); the
-    database engine and the Celery app are process-wide and always use the environment's settings."""
+    """Build the API for `settings` (default: the environment's, as uvicorn's factory call gives none)."""
     settings = settings or get_settings()
     # Process-wide and idempotent: the same settings configure them once, however many apps are built.
     configure_logging(settings)
@@ -82,6 +98,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     return app
-
-
-app = create_app()

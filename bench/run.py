@@ -4,31 +4,22 @@ Runs against a database of its own (`<DB_NAME>_bench`, rebuilt from the migratio
 Prints one line per benchmark: operations, mean and p95 latency, throughput, and peak RSS at the end.
 """
 
-import os
+import asyncio
+import resource
+import statistics
+import time
+from collections.abc import Awaitable, Callable
 
+import httpx
+from sqlalchemy import text
+
+from app.api.messaging.points import get_delivery_queue
 from app.core.config import Settings
-
-BENCH_DB = f"{Settings().DB_NAME}_bench"
-os.environ["DB_NAME"] = BENCH_DB
-os.environ.setdefault("LOG_LEVEL", "WARNING")  # one access-log line per request would swamp the figures
-os.environ.setdefault("RATE_LIMIT_PER_MINUTE", "1000000")  # measure the API, not the limiter's 429s
-
-import asyncio  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
-
-import httpx  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-
-from app.api.messaging.points import get_delivery_queue  # noqa: E402
-from app.core.config import get_settings  # noqa: E402
-from app.core.security import create_access_token  # noqa: E402
-from app.db.database import SessionFactory, engine  # noqa: E402
-from app.db.message.table import MessagesTable  # noqa: E402
-from app.main import create_app  # noqa: E402
-from tests.database import recreate_migrated  # noqa: E402
+from app.core.security import create_access_token
+from app.db.engine import create_engine, create_session_factory
+from app.db.message.table import MessagesTable
+from app.main import create_app
+from tests.support.database import recreate_migrated
 
 REQUESTS = 500
 ROWS = 20_000
@@ -59,9 +50,16 @@ async def _measure(name: str, count: int, operation: Callable[[int], Awaitable[N
     )
 
 
-async def main() -> None:
-    settings = get_settings()
-    app = create_app()
+def bench_settings() -> Settings:
+    return Settings(
+        DB_NAME=f"{Settings().DB_NAME}_bench",
+        LOG_LEVEL="WARNING",  # one access-log line per request would swamp the figures
+        RATE_LIMIT_PER_MINUTE=1_000_000,  # measure the API, not the limiter's 429s
+    )
+
+
+async def main(settings: Settings) -> None:
+    app = create_app(settings)
     app.dependency_overrides[get_delivery_queue] = _NoQueue
     headers = {"Authorization": f"Bearer {create_access_token(settings, 'bench')}"}
     async with app.router.lifespan_context(app):
@@ -84,6 +82,7 @@ async def main() -> None:
             await _measure("POST /api/v1/messages", REQUESTS, post_message)
             await _measure("GET /api/v1/messages?limit=50", REQUESTS, list_messages)
 
+    engine = create_engine(settings)
     async with engine.begin() as connection:
         await connection.execute(
             text(
@@ -94,7 +93,7 @@ async def main() -> None:
             {"rows": ROWS},
         )
         await connection.execute(text("ANALYZE messages"))
-    async with SessionFactory() as session:
+    async with create_session_factory(engine)() as session:
         table = MessagesTable(session)
         cursor: str | None = None
 
@@ -110,5 +109,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    recreate_migrated(get_settings())
-    asyncio.run(main())
+    settings = bench_settings()
+    recreate_migrated(settings)
+    asyncio.run(main(settings))

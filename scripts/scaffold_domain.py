@@ -5,7 +5,7 @@
 
 Creates app/api/<name>/ (schemas, router, service), app/db/<name>/ (SQLModel class, repository),
 db/migrations/<UTC timestamp>_create_<table>.sql and tests/api/<name>/; then registers the router in
-app/api/api.py, the model in app/db/models.py and the scopes `<table>:read` / `<table>:write` in
+app/api/router.py, the model in app/db/models.py and the scopes `<table>:read` / `<table>:write` in
 app/core/security.py, and refreshes docs/openapi.json. A registration that is already there is left
 alone, never duplicated. Nothing is written unless every check passes. Templates: scripts/domain_templates/.
 
@@ -64,7 +64,7 @@ IRREGULAR_PLURALS = {
 }
 
 SCOPES_MODULE = Path("app/core/security.py")
-ROUTERS_MODULE = Path("app/api/api.py")
+ROUTERS_MODULE = Path("app/api/router.py")
 MODELS_MODULE = Path("app/db/models.py")
 MIGRATIONS_DIR = Path("db/migrations")
 OPENAPI_SNAPSHOT = Path("docs/openapi.json")
@@ -229,7 +229,7 @@ def _quoted(items: Iterable[str]) -> str:
 
 
 def register_router(source: str, name: str) -> str:
-    """app/api/api.py: import the domain's router and include it in api_router, unless already done."""
+    """app/api/router.py: import the domain's router and include it in api_router, unless already done."""
     source = _with_final_newline(source)
     tree = ast.parse(source)
     module = f"app.api.{name}.points"

@@ -1,59 +1,53 @@
-"""Session setup (a test database of our own, one rolled-back transaction per test) and the fixtures that
-tests in several folders share: the local HTTP receiver, in-memory spans, a JWKS provider and its keys.
-"""
+"""Fixtures every folder shares: the suite's settings and database (one rolled-back transaction per test),
+the app and a client for it, tokens, the local HTTP receiver, in-memory spans and a JWKS provider."""
 
-import os
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.api.deps import get_session
+from app.clients.webhooks.client import WebhookClient
+from app.clients.webhooks.target import TargetGuard
 from app.core.config import Settings
-
-# Before anything imports app.db.database: the engine must point at the test database.
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-# Workers inherit the controller's environment (DB_NAME included), so the name is passed down.
-TEMPLATE_DB = os.environ.setdefault("TEST_TEMPLATE_DB", f"{Settings().DB_NAME}_test")
-os.environ["APP_ENVIRONMENT"] = "test"
-os.environ["DB_NAME"] = f"{TEMPLATE_DB}_{_WORKER}" if _WORKER else TEMPLATE_DB
-# A Redis database per xdist worker (15, 14, ...), apart from the one a local dev worker consumes.
-os.environ["REDIS_DB"] = str(15 - int(_WORKER.removeprefix("gw"))) if _WORKER else "15"
-# The suite sends far more than a minute's budget as "client-a"; tests/api/test_rate_limit.py sets its own.
-os.environ["RATE_LIMIT_PER_MINUTE"] = "1000000"
-
-from collections.abc import AsyncIterator, Callable, Iterator  # noqa: E402
-
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
-
-from app.core.config import get_settings  # noqa: E402
-from app.core.security import SCOPES, create_access_token  # noqa: E402
-from app.core.telemetry import configure_telemetry, disable_telemetry  # noqa: E402
-from app.db.database import engine, get_db  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.services.jwks import service as jwks_service  # noqa: E402
-from app.services.webhook_sender.service import WebhookSender  # noqa: E402
-from tests.app_helpers import make_settings  # noqa: E402
-from tests.database import clone, recreate_migrated  # noqa: E402
-from tests.jwks_provider import JwksServer, SigningKey, ec_signing_key, rsa_signing_key  # noqa: E402
-from tests.receiver import Receiver, running_receiver  # noqa: E402
+from app.core.telemetry import configure_telemetry, disable_telemetry
+from app.db.engine import create_engine
+from app.main import create_app
+from tests.support.database import clone, recreate_migrated
+from tests.support.jwks_provider import JwksServer, SigningKey, ec_signing_key, rsa_signing_key
+from tests.support.receiver import Receiver, running_receiver
+from tests.support.settings import TEMPLATE_DB, test_settings
+from tests.support.sql import recorded_statements
+from tests.support.tokens import HeadersFactory, bearer
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    settings = get_settings()
+    """The controller builds the migrated template; each xdist worker clones it into a database of its own."""
     if hasattr(config, "workerinput"):
-        clone(TEMPLATE_DB, settings)
+        clone(TEMPLATE_DB, test_settings())
     else:
-        recreate_migrated(settings)
+        recreate_migrated(test_settings())
 
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return get_settings()
+    return test_settings()
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The suite's engine, for the sessions tests work in (apps build their own in their lifespan)."""
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture
-async def db_session() -> AsyncIterator[AsyncSession]:
+async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session inside an outer transaction that is rolled back, so services may commit."""
     async with engine.connect() as connection:
         transaction = await connection.begin()
@@ -65,39 +59,48 @@ async def db_session() -> AsyncIterator[AsyncSession]:
             await transaction.rollback()
 
 
+@pytest.fixture
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL the suite's engine (and so `db_session`) sends while the test runs."""
+    with recorded_statements(engine) as sent:
+        yield sent
+
+
 @pytest.fixture(scope="session")
-async def app() -> AsyncIterator[FastAPI]:
-    application = create_app()
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
 
 
 @pytest.fixture
 async def client(app: FastAPI, db_session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    async def override_get_db() -> AsyncIterator[AsyncSession]:
+    """The app over ASGI, its requests working in `db_session` (rolled back after the test)."""
+
+    async def session_of_the_test() -> AsyncIterator[AsyncSession]:
         yield db_session
 
-    app.dependency_overrides[get_db] = override_get_db
+    app.dependency_overrides[get_session] = session_of_the_test
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http_client:
         yield http_client
-    app.dependency_overrides.clear()
-
-
-TokenFactory = Callable[..., str]
+    app.dependency_overrides.clear()  # and whatever the test overrode
 
 
 @pytest.fixture
-def make_token(settings: Settings) -> TokenFactory:
-    def factory(sub: str = "client-a", scopes: tuple[str, ...] = SCOPES) -> str:
-        return create_access_token(settings, sub, scopes)
+def headers_for(settings: Settings) -> HeadersFactory:
+    """Authorization headers for client `sub` (default "client-a"), with every scope unless `scopes` is given."""
+
+    def factory(sub: str = "client-a", scopes: tuple[str, ...] | None = None) -> dict[str, str]:
+        return bearer(settings, sub) if scopes is None else bearer(settings, sub, scopes)
 
     return factory
 
 
 @pytest.fixture
-def auth_headers(make_token: TokenFactory) -> dict[str, str]:
-    return {"Authorization": f"Bearer {make_token()}"}
+def auth_headers(headers_for: HeadersFactory) -> dict[str, str]:
+    """Authorization headers for "client-a" with every scope."""
+    return headers_for()
 
 
 @pytest.fixture
@@ -109,9 +112,9 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def sender(http_client: httpx.AsyncClient) -> WebhookSender:
-    """The webhook sender, allowed to call the local receiver."""
-    return WebhookSender(http_client, allow_private=True)
+def webhook_client(http_client: httpx.AsyncClient) -> WebhookClient:
+    """The webhook client, allowed to call the local receiver."""
+    return WebhookClient(http_client, TargetGuard(allow_private=True))
 
 
 @pytest.fixture
@@ -130,7 +133,7 @@ _SPAN_PROCESSOR = SimpleSpanProcessor(_SPAN_EXPORTER)
 def spans() -> Iterator[InMemorySpanExporter]:
     """Tracing on for this test (apps built after this see it), its finished spans recorded in memory."""
     _SPAN_EXPORTER.clear()
-    configure_telemetry(make_settings(), span_processor=_SPAN_PROCESSOR)
+    configure_telemetry(test_settings(), span_processor=_SPAN_PROCESSOR)
     yield _SPAN_EXPORTER
     disable_telemetry()
     _SPAN_EXPORTER.clear()
@@ -151,9 +154,3 @@ def provider(rsa_key: SigningKey, ec_key: SigningKey) -> Iterator[JwksServer]:
     """A real identity provider's JWKS endpoint serving `rsa_key` and `ec_key`."""
     with JwksServer(keys=[rsa_key, ec_key]).running() as server:
         yield server
-
-
-@pytest.fixture
-def no_backoff_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """JWKS fetch retries without sleeping in between."""
-    monkeypatch.setattr(jwks_service, "JWKS_FETCH_BACKOFF_FACTOR", 0.0)

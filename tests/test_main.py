@@ -2,9 +2,10 @@
 
 from typing import Any
 
+from app.clients.jwks import JwksClient
 from app.core.security import TokenVerifier
-from app.services.jwks.service import JwksClient
-from tests.app_helpers import assert_problem, build_app, serve
+from tests.support.apps import build_app, serve
+from tests.support.problems import assert_problem
 
 
 async def run_lifespan(app: Any) -> list[dict[str, Any]]:

@@ -1,23 +1,37 @@
-"""Shared dependencies: settings, database session, Redis, the authenticated client, scopes, rate limit."""
+"""The API's dependency providers: what create_app's lifespan built (app.state), typed, as `Annotated` aliases;
+the authenticated client, scopes and the rate limit."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.clients.rate_limiter import RateLimiter
+from app.clients.webhooks.target import TargetGuard
 from app.core.config import Settings
 from app.core.exceptions import AuthenticationError, PermissionDeniedError, RateLimitedError
 from app.core.security import Principal, TokenVerifier
-from app.db.database import get_db
-from app.services.rate_limit.service import RateLimiter
+from app.db.engine import SessionFactory
 
 
-def get_settings_from_app(request: Request) -> Settings:
+def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, closed (and its connection returned to the pool) when the response is sent."""
+    session_factory: SessionFactory = request.app.state.session_factory
+    async with session_factory() as session:
+        yield session
 
 
 def get_redis(request: Request) -> Redis:
@@ -35,9 +49,16 @@ def get_rate_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
-SessionDep = Annotated[AsyncSession, Depends(get_db)]
+def get_target_guard(request: Request) -> TargetGuard:
+    guard: TargetGuard = request.app.state.target_guard
+    return guard
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
+TargetGuardDep = Annotated[TargetGuard, Depends(get_target_guard)]
 
 bearer_scheme = HTTPBearer(auto_error=False, description="A JWT; `make token sub=NAME` mints one locally.")
 

@@ -1,31 +1,20 @@
-"""Keyset pagination shared by every list endpoint: `?limit=&cursor=` in, `{items, next_cursor}` out."""
+"""Keyset pagination shared by every list endpoint: `?limit=&cursor=` in, `{items, next_cursor}` out.
 
-import uuid
-from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+The cursor is decoded in one place, BaseTable.page(): a malformed one is a 422 naming `cursor`.
+"""
+
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
-from app.base.cursor import decode_cursor
+from app.db.base_table import Page
 
-T = TypeVar("T")
+ItemT = TypeVar("ItemT", bound=BaseModel)
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 CURSOR_MAX_LENGTH = 512
-# The value types of BaseTable.page_order's default, ("created_at", "id").
-DEFAULT_PAGE_KEY_TYPES: tuple[type, ...] = (datetime, uuid.UUID)
-
-
-def check_cursor(value: str) -> str:
-    """A `next_cursor` as BaseTable.page() writes them for its default (created_at, id) keyset.
-
-    Every list of this API pages by that key, so a malformed cursor is rejected here, as a field error
-    of the request (422 with `errors`); the repository still decodes it against the table's columns.
-    """
-    decode_cursor(value, DEFAULT_PAGE_KEY_TYPES)
-    return value
 
 
 class PageParams(BaseModel):
@@ -34,15 +23,15 @@ class PageParams(BaseModel):
         default=None, max_length=CURSOR_MAX_LENGTH, description="`next_cursor` of the previous page"
     )
 
-    @field_validator("cursor")
-    @classmethod
-    def _cursor(cls, value: str | None) -> str | None:
-        return None if value is None else check_cursor(value)
-
 
 PageQuery = Annotated[PageParams, Query()]
 
 
-class PageOut(BaseModel, Generic[T]):
-    items: list[T]
+class PageOut(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
     next_cursor: str | None
+
+
+def page_out(page: Page[Any], item: type[ItemT]) -> PageOut[ItemT]:
+    """A repository page as the API answers it, each row read into `item`."""
+    return PageOut[ItemT](items=[item.model_validate(row) for row in page.items], next_cursor=page.next_cursor)

@@ -4,7 +4,7 @@ Every route under /api/v1 gets API_ERRORS from its router; a route that can answ
 adds it with `responses=`, e.g. `@router.post("", responses=IDEMPOTENCY_CONFLICT)`.
 """
 
-from app.handler.problem import problem_responses
+from app.web.problem import problem_responses
 
 # 401/403 from authentication and scopes, 404 (an unknown id), 413 (body limit), 422 (validation),
 # 429 (rate limit), 503 (the rate limiter failing closed, or the identity provider's keys unavailable).

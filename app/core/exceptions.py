@@ -1,4 +1,4 @@
-"""Domain errors. Services raise these; app/handler/exception_handlers.py renders them."""
+"""Domain errors. Services raise these; app/web/errors.py renders them as problem+json."""
 
 from typing import Any, ClassVar
 
@@ -45,10 +45,18 @@ class ConflictError(AppError):
 
 
 class ValidationFailedError(AppError):
-    """A business rule rejected otherwise well-formed input."""
+    """A business rule rejected otherwise well-formed input.
+
+    `field` names the input it is about, as the caller sent it (e.g. "url", "cursor"); the error handler
+    places it in the request (body, query, ...) and lists it in the problem's `errors`.
+    """
 
     status_code = 422
     title = "Unprocessable Content"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
 
 
 class RateLimitedError(AppError):

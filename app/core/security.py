@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from app.core.config import Settings
 from app.core.exceptions import AuthenticationError
-from app.utils.time import utcnow
+from app.core.time import utcnow
 
 SCOPES: tuple[str, ...] = ("webhooks:read", "webhooks:write", "messages:read", "messages:write")
 # Explicit allow-lists: the token header never chooses the algorithm (no `none`, no HS/RS confusion).

@@ -1,8 +1,9 @@
 """OpenTelemetry tracing: one TracerProvider per process, OTLP export when configured, and instrumentation.
 
 Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set (or a caller, such as a test, passes a span processor):
-FastAPI, SQLAlchemy, Redis, httpx and Celery are traced, and the trace context travels in Celery's task
-headers, so one trace holds an API request, its SQL, the tasks it enqueued and their webhook calls.
+FastAPI, SQLAlchemy (the engine handed to `instrument_engine`), Redis, httpx and Celery are traced, and the
+trace context travels in Celery's task headers, so one trace holds an API request, its SQL, the tasks it
+enqueued and their webhook calls.
 OpenTelemetry allows the global provider to be set once per process, so it is created once and reused.
 
 FastAPI traces itself (its native `telemetry` support: a server span per request, and spans for
@@ -23,10 +24,9 @@ from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.celery_app import celery_app
 from app.core.config import Settings
-from app.db.database import engine
 
 # Probes are called every few seconds by the orchestrator: tracing them is noise.
 UNTRACED_PATH_PREFIX = "/health/"
@@ -78,7 +78,7 @@ def _is_probe(scope: MutableMapping[str, Any]) -> bool:
 def disable_telemetry() -> None:
     """Undo the library instrumentation (for tests). The provider stays: OpenTelemetry cannot replace it."""
     global _enabled
-    for instrumentor in _instrumentors():
+    for instrumentor in (*_instrumentors(), SQLAlchemyInstrumentor()):
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
     _enabled = False
@@ -96,24 +96,24 @@ def _resource(settings: Settings) -> Resource:
     )
 
 
-def _instrumentors() -> tuple[BaseInstrumentor, BaseInstrumentor, BaseInstrumentor, BaseInstrumentor]:
-    """SQLAlchemy, Redis, httpx, Celery. Each instrumentor class is a singleton: these are this process's."""
+def _instrumentors() -> tuple[BaseInstrumentor, BaseInstrumentor, BaseInstrumentor]:
+    """Redis, httpx, Celery. Each instrumentor class is a singleton: these are this process's."""
     celery = CeleryInstrumentor()  # type: ignore[no-untyped-call]  # the package has no type hints
-    return SQLAlchemyInstrumentor(), RedisInstrumentor(), HTTPXClientInstrumentor(), celery
+    return RedisInstrumentor(), HTTPXClientInstrumentor(), celery
 
 
 def _instrument_libraries(tracer_provider: TracerProvider) -> None:
-    sqlalchemy, redis, httpx, celery = _instrumentors()
-    if not sqlalchemy.is_instrumented_by_opentelemetry:
-        # The one engine shared by the API and the worker (the worker keeps it across its post-fork reset).
-        sqlalchemy.instrument(engine=engine.sync_engine, tracer_provider=tracer_provider)
-    for instrumentor in (redis, httpx):
+    for instrumentor in _instrumentors():
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=tracer_provider)
-    if not celery.is_instrumented_by_opentelemetry:
-        # The publish span is closed in `after_task_publish` only for a task this process knows: the API
-        # publishes by name from a worker thread, so make our app the default in every thread and load
-        # its task modules. The span's context goes into the task headers; the worker continues the trace.
-        celery_app.set_default()
-        celery_app.loader.import_default_modules()
-        celery.instrument(tracer_provider=tracer_provider)
+
+
+def instrument_engine(engine: AsyncEngine) -> None:
+    """Trace `engine`'s SQL when tracing is on. Whoever builds an engine calls this: the API's lifespan and the
+    worker's process start-up. The instrumentation traces one engine per process, the latest one handed in."""
+    if not _enabled or _provider is None:
+        return
+    sqlalchemy = SQLAlchemyInstrumentor()
+    if sqlalchemy.is_instrumented_by_opentelemetry:
+        sqlalchemy.uninstrument()
+    sqlalchemy.instrument(engine=engine.sync_engine, tracer_provider=_provider)

@@ -8,9 +8,11 @@ import pytest
 from fastapi import APIRouter, Depends
 
 from app.api.deps import authenticate, require_scopes
+from app.core.config import Settings
 from app.core.security import Principal
-from tests.app_helpers import assert_problem, build_app, serve
-from tests.conftest import TokenFactory
+from tests.support.apps import build_app, serve
+from tests.support.problems import assert_problem
+from tests.support.tokens import token_for
 
 # Test-only routes, behind the same router-level authentication as the real /api/v1.
 scoped_router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)])
@@ -59,16 +61,14 @@ async def test_malformed_bearer_token_is_401(client: httpx.AsyncClient, token: s
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
 
 
-async def test_the_scheme_is_case_insensitive(client: httpx.AsyncClient, make_token: TokenFactory) -> None:
-    response = await client.get("/api/v1/me", headers={"Authorization": f"bearer {make_token()}"})
+async def test_the_scheme_is_case_insensitive(client: httpx.AsyncClient, settings: Settings) -> None:
+    response = await client.get("/api/v1/me", headers={"Authorization": f"bearer {token_for(settings)}"})
 
     assert response.status_code == 200
 
 
-async def test_a_token_with_every_required_scope_passes(
-    scoped_client: httpx.AsyncClient, make_token: TokenFactory
-) -> None:
-    token = make_token(sub="client-s", scopes=("messages:read", "webhooks:write"))
+async def test_a_token_with_every_required_scope_passes(scoped_client: httpx.AsyncClient, settings: Settings) -> None:
+    token = token_for(settings, "client-s", ("messages:read", "webhooks:write"))
 
     response = await scoped_client.get("/api/v1/test-scoped", headers={"Authorization": f"Bearer {token}"})
 
@@ -76,8 +76,8 @@ async def test_a_token_with_every_required_scope_passes(
     assert response.json() == {"sub": "client-s"}
 
 
-async def test_a_missing_scope_is_403(scoped_client: httpx.AsyncClient, make_token: TokenFactory) -> None:
-    token = make_token(scopes=("messages:read", "webhooks:read"))
+async def test_a_missing_scope_is_403(scoped_client: httpx.AsyncClient, settings: Settings) -> None:
+    token = token_for(settings, scopes=("messages:read", "webhooks:read"))
 
     response = await scoped_client.get("/api/v1/test-scoped", headers={"Authorization": f"Bearer {token}"})
 
@@ -114,24 +114,31 @@ def json_headers(authorization: str | None = None) -> dict[str, str]:
     return headers
 
 
-async def test_malformed_json_without_a_token_is_401_not_422(client: httpx.AsyncClient) -> None:
-    # FastAPI parses the body before the router's authentication runs: the API still denies first.
-    response = await client.post("/api/v1/messages", content=MALFORMED_JSON, headers=json_headers())
+@pytest.mark.parametrize("authorization", [None, "Bearer garbage"], ids=["no-token", "garbage-token"])
+async def test_a_body_that_is_not_json_is_422_before_the_token_is_looked_at(
+    client: httpx.AsyncClient, authorization: str | None
+) -> None:
+    # The rule (docs/decisions.md): JSON syntax is checked first, by FastAPI, and says nothing about the API.
+    response = await client.post("/api/v1/messages", content=MALFORMED_JSON, headers=json_headers(authorization))
+
+    body = assert_problem(response, 422)
+    assert body["errors"] == [{"loc": ["body", 1], "msg": "JSON decode error", "type": "json_invalid"}]
+    assert "www-authenticate" not in response.headers
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer garbage"], ids=["no-token", "garbage-token"])
+async def test_a_json_body_that_breaks_the_schema_is_401_without_a_valid_token(
+    client: httpx.AsyncClient, authorization: str | None
+) -> None:
+    # Past syntax, authentication comes first: an anonymous caller learns nothing of the body's rules.
+    response = await client.post("/api/v1/messages", json={"event": 1}, headers=json_headers(authorization))
 
     body = assert_problem(response, 401)
-    assert response.headers["www-authenticate"] == "Bearer"
     assert "errors" not in body
 
 
-async def test_malformed_json_with_a_garbage_token_is_401(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/messages", content=MALFORMED_JSON, headers=json_headers("Bearer garbage"))
-
-    assert_problem(response, 401)
-    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
-
-
-async def test_malformed_json_with_a_valid_token_is_422(client: httpx.AsyncClient, make_token: TokenFactory) -> None:
-    headers = json_headers(f"Bearer {make_token()}")
+async def test_malformed_json_with_a_valid_token_is_422(client: httpx.AsyncClient, settings: Settings) -> None:
+    headers = json_headers(f"Bearer {token_for(settings)}")
 
     response = await client.post("/api/v1/messages", content=MALFORMED_JSON, headers=headers)
 

@@ -9,19 +9,19 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from jose import jwt
 
+from app.clients.jwks import FETCH_MAX_TRIES, JwksClient
 from app.core.config import DEV_JWT_SECRET
-from app.services.jwks import service
-from app.services.jwks.constants import JWKS_FETCH_MAX_TRIES
-from app.utils.time import utcnow
-from tests.app_helpers import assert_problem, build_app, closed_port, serve
-from tests.jwks_provider import JwksServer, SigningKey, rsa_signing_key
+from app.core.time import utcnow
+from tests.support.apps import build_app, serve
+from tests.support.jwks_provider import JwksServer, SigningKey, rsa_signing_key
+from tests.support.ports import closed_port
+from tests.support.problems import assert_problem
 
 AUDIENCE = "https://api.example.com"
 INVALID_TOKEN = 'Bearer error="invalid_token"'
-
-pytestmark = pytest.mark.usefixtures("no_backoff_waits")
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
@@ -33,10 +33,30 @@ def b64url(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
+def keys_of(app: FastAPI) -> JwksClient:
+    """The JWKS client the app's lifespan built; tests tune its waits, never the code's constants."""
+    jwks = app.state.token_verifier.jwks
+    assert isinstance(jwks, JwksClient)
+    return jwks
+
+
 @pytest.fixture
-async def jwks_client(provider: JwksServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(build_app(JWT_JWKS_URL=provider.url, JWT_AUDIENCE=AUDIENCE)) as http_client:
-        yield http_client
+async def jwks_app(provider: JwksServer) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = build_app(JWT_JWKS_URL=provider.url, JWT_AUDIENCE=AUDIENCE)
+    async with serve(app) as http_client:
+        keys_of(app).backoff_factor = 0.0  # retries without sleeping in between
+        yield app, http_client
+
+
+@pytest.fixture
+def jwks_client(jwks_app: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return jwks_app[1]
+
+
+@pytest.fixture
+def eager_refresh(jwks_app: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """An unknown kid refreshes the key set every time (no minimum interval between refreshes)."""
+    keys_of(jwks_app[0]).min_refresh_interval = 0.0
 
 
 async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -66,9 +86,8 @@ async def test_keys_are_cached_across_requests(
 
 
 async def test_a_rotated_key_is_picked_up_with_one_refresh(
-    jwks_client: httpx.AsyncClient, provider: JwksServer, rsa_key: SigningKey, monkeypatch: pytest.MonkeyPatch
+    jwks_client: httpx.AsyncClient, provider: JwksServer, rsa_key: SigningKey, eager_refresh: None
 ) -> None:
-    monkeypatch.setattr(service, "JWKS_MIN_REFRESH_INTERVAL_SECONDS", 0.0)
     assert (await me(jwks_client, rsa_key.sign(claims()))).status_code == 200
     new_key = rsa_signing_key("rsa-2")
     provider.rotate(new_key)
@@ -80,9 +99,8 @@ async def test_a_rotated_key_is_picked_up_with_one_refresh(
 
 
 async def test_an_unknown_key_id_is_401(
-    jwks_client: httpx.AsyncClient, provider: JwksServer, monkeypatch: pytest.MonkeyPatch
+    jwks_client: httpx.AsyncClient, provider: JwksServer, eager_refresh: None
 ) -> None:
-    monkeypatch.setattr(service, "JWKS_MIN_REFRESH_INTERVAL_SECONDS", 0.0)
     stranger = rsa_signing_key("not-published")
 
     response = await me(jwks_client, stranger.sign(claims()))
@@ -165,18 +183,18 @@ async def test_hmac_with_the_public_key_as_secret_is_refused(
 async def test_provider_errors_are_retried(
     jwks_client: httpx.AsyncClient, provider: JwksServer, rsa_key: SigningKey
 ) -> None:
-    provider.fail_next(500, times=JWKS_FETCH_MAX_TRIES - 1)
+    provider.fail_next(500, times=FETCH_MAX_TRIES - 1)
 
     response = await me(jwks_client, rsa_key.sign(claims()))
 
     assert response.status_code == 200
-    assert provider.requests == JWKS_FETCH_MAX_TRIES
+    assert provider.requests == FETCH_MAX_TRIES
 
 
 async def test_a_provider_answering_404_is_not_retried(
     jwks_client: httpx.AsyncClient, provider: JwksServer, rsa_key: SigningKey
 ) -> None:
-    provider.fail_next(404, times=JWKS_FETCH_MAX_TRIES)
+    provider.fail_next(404, times=FETCH_MAX_TRIES)
 
     assert_problem(await me(jwks_client, rsa_key.sign(claims())), 503)
     assert provider.requests == 1

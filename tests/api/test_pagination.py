@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.base.test_cursor import KEY, raw_cursor
+from tests.db.test_cursor import KEY, raw_cursor
 
 OUT_OF_RANGE = raw_cursor(["9999-12-31T23:59:59-01:00", KEY])
 

@@ -14,16 +14,16 @@ from fastapi import FastAPI
 from loguru import logger
 from redis import Redis
 
+from app.clients.rate_limiter import KEY_PREFIX, RateLimiter
 from app.core.config import Settings
-from app.services.rate_limit.constants import KEY_PREFIX
-from app.services.rate_limit.service import RateLimiter
-from tests.app_helpers import assert_problem, build_app, closed_port, serve
+from tests.support.apps import build_app, serve
+from tests.support.ports import closed_port
+from tests.support.problems import assert_problem
+from tests.support.tokens import HeadersFactory
 
 LIMIT = 5
 WINDOW_START = 1_800_000_000  # a multiple of 60
 NOW = WINDOW_START + 45.5  # 14.5 s before the window ends: RateLimit-Reset is 15
-
-TokenFactory = Callable[..., str]
 
 
 def limiter_of(app: FastAPI) -> RateLimiter:
@@ -37,8 +37,8 @@ def sub() -> str:
 
 
 @pytest.fixture
-def bearer(make_token: TokenFactory) -> Callable[[str], dict[str, str]]:
-    return lambda sub: {"Authorization": f"Bearer {make_token(sub)}"}
+def bearer(headers_for: HeadersFactory) -> Callable[[str], dict[str, str]]:
+    return lambda sub: headers_for(sub)
 
 
 @pytest.fixture

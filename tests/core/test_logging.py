@@ -13,19 +13,20 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.core.config import Settings, get_settings
+from app.api.deps import get_session
+from app.clients.webhooks.client import WebhookClient
+from app.clients.webhooks.models import WebhookMessage
+from app.clients.webhooks.signing import generate_secret
+from app.core.config import Settings
 from app.core.context import request_id_var
 from app.core.logging import REDACTED, Redactor, configure_logging, redact
-from app.db.database import engine, get_db
-from app.middleware.request_context import REQUEST_ID_HEADER
-from app.services.webhook_sender.models import WebhookMessage
-from app.services.webhook_sender.service import WebhookSender
-from app.services.webhook_sender.signing import generate_secret
-from app.utils.time import utcnow
-from tests.app_helpers import SAFE_SECRET, build_app, make_settings, serve
-from tests.receiver import Receiver
+from app.core.time import utcnow
+from app.web.middleware.request_context import REQUEST_ID_HEADER
+from tests.support.apps import build_app, serve
+from tests.support.receiver import Receiver
+from tests.support.settings import SAFE_SECRET, test_settings
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjbGllbnQtYSJ9.kX1z5xQ0bC3v7yR2nT8uW4pL6mJ9hG1fD3sA5qE7wY0"
 SIGNATURE = "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="
@@ -35,16 +36,16 @@ Reconfigure = Callable[..., Settings]
 
 
 @pytest.fixture
-def reconfigure() -> Iterator[Reconfigure]:
+def reconfigure(settings: Settings) -> Iterator[Reconfigure]:
     """Configure logging from test settings plus overrides; the session's configuration is restored after."""
 
     def apply(**overrides: Any) -> Settings:
-        settings = make_settings(**overrides)
+        settings = test_settings(**overrides)
         configure_logging(settings)
         return settings
 
     yield apply
-    configure_logging(get_settings())
+    configure_logging(settings)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -195,9 +196,10 @@ def test_configuring_again_with_the_same_settings_changes_nothing(
 
 
 @pytest.fixture
-def debug_app(reconfigure: Reconfigure, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
+def debug_app(reconfigure: Reconfigure, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
     """Everything at DEBUG: SQLAlchemy logs each statement with its parameters, httpx each request."""
-    # The shared engine was built from the suite's settings (INFO), which hide statement parameters.
+    # The requests run in db_session, on the suite's engine, built from the suite's settings (INFO), which hide
+    # statement parameters; the app's own engine (DEBUG) would not.
     monkeypatch.setattr(engine.sync_engine, "hide_parameters", False)
     return build_app(LOG_LEVEL="DEBUG", LOG_FORMAT="json")
 
@@ -205,16 +207,19 @@ def debug_app(reconfigure: Reconfigure, monkeypatch: pytest.MonkeyPatch) -> Fast
 @pytest.fixture
 async def debug_client(debug_app: FastAPI, db_session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
     # db_session after debug_app: the connection is opened with SQL logging already on.
-    async def override_get_db() -> AsyncIterator[AsyncSession]:
+    async def session_of_the_test() -> AsyncIterator[AsyncSession]:
         yield db_session
 
-    debug_app.dependency_overrides[get_db] = override_get_db
+    debug_app.dependency_overrides[get_session] = session_of_the_test
     async with serve(debug_app) as client:
         yield client
 
 
 async def test_a_real_request_logs_no_credentials_and_every_line_carries_its_request_id(
-    debug_client: httpx.AsyncClient, auth_headers: dict[str, str], capsys: pytest.CaptureFixture[str]
+    debug_client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     capsys.readouterr()
     response = await debug_client.post(
@@ -229,13 +234,13 @@ async def test_a_real_request_logs_no_credentials_and_every_line_carries_its_req
     assert secret not in output
     assert secret.removeprefix("whsec_") not in output
     assert auth_headers["Authorization"].removeprefix("Bearer ") not in output
-    assert get_settings().JWT_SECRET.get_secret_value() not in output
+    assert settings.JWT_SECRET.get_secret_value() not in output
     lines = json_lines(output)
     served = [line for line in lines if not line["logger"].startswith("httpx")]  # the test's own client
     sql = [line for line in served if line["logger"].startswith("sqlalchemy")]
     assert any("whsec_[REDACTED]" in line["message"] for line in sql)  # the INSERT's parameters were logged
     assert all(line["extra"]["request_id"] == "req-webhook-1" for line in served)
-    access = next(line for line in served if line["logger"] == "app.middleware.request_context")
+    access = next(line for line in served if line["logger"] == "app.web.middleware.request_context")
     assert access["extra"]["method"] == "POST"
     assert access["extra"]["route"] == "/api/v1/webhooks"
     assert access["extra"]["status"] == 201
@@ -244,13 +249,13 @@ async def test_a_real_request_logs_no_credentials_and_every_line_carries_its_req
 
 
 async def test_an_outgoing_signed_webhook_call_logs_no_secret_signature_or_token(
-    reconfigure: Reconfigure, sender: WebhookSender, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+    reconfigure: Reconfigure, webhook_client: WebhookClient, receiver: Receiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reconfigure(LOG_LEVEL="DEBUG", LOG_FORMAT="json")
     secret = generate_secret()
     message = WebhookMessage(id="msg_1", event="order.created", payload={"n": 1}, created_at=utcnow())
     url = receiver.url()
-    outcome = await sender.deliver(f"{url}?access_token={JWT}", secret, message, 5.0)
+    outcome = await webhook_client.deliver(f"{url}?access_token={JWT}", secret, message, 5.0)
     (request,) = receiver.wait_for(1, timeout=5)
     assert outcome.succeeded
 

@@ -14,8 +14,9 @@ from jose import jwt
 
 from app.core.config import Settings
 from app.core.security import SCOPES, create_access_token
-from app.utils.time import utcnow
-from tests.app_helpers import assert_problem, build_app, serve
+from app.core.time import utcnow
+from tests.support.apps import build_app, serve
+from tests.support.problems import assert_problem
 
 INVALID_TOKEN = 'Bearer error="invalid_token"'
 AUDIENCE = "https://api.example.com"

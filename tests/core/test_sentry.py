@@ -15,8 +15,10 @@ from sentry_sdk.transport import Transport
 
 from app.core.logging import REDACTED
 from app.core.sentry import init_sentry
-from app.middleware.request_context import REQUEST_ID_HEADER
-from tests.app_helpers import assert_problem, build_app, make_settings, serve
+from app.web.middleware.request_context import REQUEST_ID_HEADER
+from tests.support.apps import build_app, serve
+from tests.support.problems import assert_problem
+from tests.support.settings import test_settings
 
 DSN = "https://public-key@o1.ingest.sentry.invalid/2"
 SECRET_IN_MESSAGE = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJsZWFrIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
@@ -56,12 +58,12 @@ async def boom() -> None:
 
 
 def test_without_a_dsn_sentry_stays_off() -> None:
-    assert init_sentry(make_settings()) is False
+    assert init_sentry(test_settings()) is False
     assert not sentry_sdk.get_client().is_active()
 
 
 def test_with_a_dsn_it_is_configured_from_settings(transport: CapturingTransport) -> None:
-    settings = make_settings(SENTRY_DSN=DSN, SENTRY_TRACES_SAMPLE_RATE=0.25, APP_VERSION="9.9.9")
+    settings = test_settings(SENTRY_DSN=DSN, SENTRY_TRACES_SAMPLE_RATE=0.25, APP_VERSION="9.9.9")
 
     assert init_sentry(settings, transport=transport) is True
 
@@ -83,7 +85,7 @@ async def test_an_unhandled_error_is_reported_with_the_request_id_and_without_cr
     transport: CapturingTransport, auth_headers: dict[str, str]
 ) -> None:
     app = build_app(failing)
-    init_sentry(make_settings(SENTRY_DSN=DSN), transport=transport)
+    init_sentry(test_settings(SENTRY_DSN=DSN), transport=transport)
     async with serve(app) as client:
         response = await client.get(
             "/test/sentry/boom", headers={**auth_headers, REQUEST_ID_HEADER: "sentry-req-1", "Cookie": "session=abc"}
@@ -109,7 +111,7 @@ async def test_an_unhandled_error_is_reported_with_the_request_id_and_without_cr
 
 
 def test_initialising_again_with_the_same_dsn_keeps_the_client(transport: CapturingTransport) -> None:
-    settings = make_settings(SENTRY_DSN=DSN)
+    settings = test_settings(SENTRY_DSN=DSN)
     init_sentry(settings)
     client = sentry_sdk.get_client()
 

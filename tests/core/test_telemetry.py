@@ -15,25 +15,30 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.api.deps import get_session
 from app.core.config import Settings
-from app.core.telemetry import configure_telemetry, disable_telemetry, fastapi_telemetry
-from app.db.database import get_db
-from app.middleware.request_context import REQUEST_ID_HEADER
-from app.services.task_queue.constants import FAN_OUT_TASK
-from tests.app_helpers import build_app, make_settings, serve
+from app.core.telemetry import configure_telemetry, disable_telemetry, fastapi_telemetry, instrument_engine
+from app.web.middleware.request_context import REQUEST_ID_HEADER
+from app.worker.tasks import FAN_OUT_TASK
+from tests.support.apps import build_app, serve
+from tests.support.settings import test_settings
 
 
 @pytest.fixture
-async def traced_client(spans: InMemorySpanExporter, db_session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+async def traced_client(
+    spans: InMemorySpanExporter, engine: AsyncEngine, db_session: AsyncSession
+) -> AsyncIterator[httpx.AsyncClient]:
     app = build_app()
 
-    async def override_get_db() -> AsyncIterator[AsyncSession]:
+    async def session_of_the_test() -> AsyncIterator[AsyncSession]:
         yield db_session
 
-    app.dependency_overrides[get_db] = override_get_db
+    app.dependency_overrides[get_session] = session_of_the_test
     async with serve(app) as client:
+        # The requests run in db_session, on the suite's engine: trace that one, as the lifespan traces its own.
+        instrument_engine(engine)
         yield client
 
 
@@ -52,17 +57,17 @@ def _is_under(span: ReadableSpan, ancestor: ReadableSpan, spans: dict[int, Reada
 
 
 def test_tracing_is_off_without_an_endpoint() -> None:
-    assert configure_telemetry(make_settings()) is None
+    assert configure_telemetry(test_settings()) is None
     assert fastapi_telemetry(None)["tracing"] is False
 
 
 def test_the_provider_describes_the_service(spans: InMemorySpanExporter) -> None:
-    provider = configure_telemetry(make_settings())
+    provider = configure_telemetry(test_settings())
 
     assert isinstance(provider, TracerProvider)
     assert trace.get_tracer_provider() is provider
     attributes = provider.resource.attributes
-    settings = Settings(_env_file=None)
+    settings = test_settings()
     assert attributes["service.name"] == settings.APP_NAME
     assert attributes["service.version"] == settings.APP_VERSION
     assert attributes["deployment.environment"] == settings.APP_ENVIRONMENT == "test"
@@ -118,10 +123,10 @@ async def test_the_trace_context_goes_into_the_task_message(
     """Posting a message publishes its fan-out task through the real queue: read it back from Redis."""
     app = build_app()
 
-    async def override_get_db() -> AsyncIterator[AsyncSession]:
+    async def session_of_the_test() -> AsyncIterator[AsyncSession]:
         yield db_session
 
-    app.dependency_overrides[get_db] = override_get_db
+    app.dependency_overrides[get_session] = session_of_the_test
     async with serve(app) as client:
         response = await client.post(
             "/api/v1/messages", json={"event": "order.created", "payload": {}}, headers=auth_headers
@@ -148,8 +153,8 @@ async def test_the_trace_context_goes_into_the_task_message(
 
 
 def test_disabled_telemetry_turns_tracing_off_again(spans: InMemorySpanExporter) -> None:
-    assert configure_telemetry(make_settings()) is not None
+    assert configure_telemetry(test_settings()) is not None
 
     disable_telemetry()
 
-    assert configure_telemetry(make_settings()) is None
+    assert configure_telemetry(test_settings()) is None

@@ -7,7 +7,7 @@ import pytest
 
 from app.core.config import Settings
 from app.db.migrations import MIGRATIONS_DIR
-from tests.database import dbmate, scratch_database
+from tests.support.database import dbmate, scratch_database
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.base.base_table import BaseTable
+from app.core.time import utcnow
+from app.db.base_table import BaseTable
 from app.db.delivery.table import DeliveriesTable
 from app.db.message.table import MessagesTable
 from app.db.webhook.table import WebhooksTable
-from app.utils.time import utcnow
 
 CLIENTS = 20
 MESSAGES_PER_CLIENT = 200

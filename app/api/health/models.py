@@ -2,7 +2,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.handler.problem import Problem
+from app.web.problem import Problem
 
 CheckStatus = Literal["ok", "failing"]
 

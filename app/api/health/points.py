@@ -4,17 +4,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.api.deps import RedisDep, SettingsDep
+from app.api.deps import EngineDep, RedisDep, SettingsDep
 from app.api.health.models import Liveness, Readiness, ReadinessProblem
 from app.api.health.service import HealthService
-from app.db.database import engine
 from app.db.migrations import shipped_migration_versions
-from app.handler.problem import problem_responses
+from app.web.problem import problem_responses
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-def get_health_service(settings: SettingsDep, redis: RedisDep) -> HealthService:
+def get_health_service(settings: SettingsDep, engine: EngineDep, redis: RedisDep) -> HealthService:
     return HealthService(engine, redis, shipped_migration_versions(), settings.HEALTH_CHECK_TIMEOUT_SECONDS)
 
 

@@ -1,6 +1,6 @@
 """Background delivery: fan a message out to its webhooks, record every attempt, schedule retries.
 
-Called by the Celery tasks in app/celery/tasks.py; never by a router.
+Called by the Celery tasks in app/worker/tasks.py; never by a router.
 """
 
 import asyncio
@@ -11,51 +11,21 @@ from datetime import timedelta
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.messaging.delivery_policy import DeliveryPolicy
 from app.api.messaging.queue import DeliveryQueue
-from app.core.config import Settings
+from app.clients.webhooks.client import WebhookClient
+from app.clients.webhooks.models import DeliveryOutcome, WebhookMessage
+from app.core.time import utcnow
 from app.db.delivery.model import Delivery, DeliveryStatus
 from app.db.delivery.table import DeliveriesTable
 from app.db.message.model import Message, MessageStatus
 from app.db.message.table import MessagesTable
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
-from app.services.webhook_sender.models import DeliveryOutcome, WebhookMessage
-from app.services.webhook_sender.service import WebhookSender, retry_delay
-from app.utils.time import utcnow
 
-HOUSEKEEPING_BATCH = 500
-PURGE_BATCH = 5000  # delivery rows deleted per statement (and per transaction)
 WEBHOOK_GONE = DeliveryOutcome(succeeded=False, retryable=False, error="webhook deleted or deactivated", duration_ms=0)
 # A bug or bad data (e.g. a malformed signing secret), not the receiver's fault: retrying would not help.
 INTERNAL_ERROR = DeliveryOutcome(succeeded=False, retryable=False, error="internal error while sending", duration_ms=0)
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryPolicy:
-    max_attempts: int
-    timeout_seconds: float
-    retry_base_seconds: float
-    retry_max_seconds: float
-    retry_after_max_seconds: float
-    requeue_after: timedelta
-    stalled_after: timedelta
-    retention: timedelta
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "DeliveryPolicy":
-        return cls(
-            max_attempts=settings.WEBHOOK_MAX_ATTEMPTS,
-            timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
-            retry_base_seconds=settings.WEBHOOK_RETRY_BASE_SECONDS,
-            retry_max_seconds=settings.WEBHOOK_RETRY_MAX_SECONDS,
-            retry_after_max_seconds=settings.WEBHOOK_RETRY_AFTER_MAX_SECONDS,
-            requeue_after=timedelta(seconds=settings.MESSAGE_REQUEUE_AFTER_SECONDS),
-            # A task that has not finished within its hard time limit is dead.
-            stalled_after=timedelta(
-                seconds=settings.CELERY_TASK_TIME_LIMIT_SECONDS + settings.MESSAGE_REQUEUE_AFTER_SECONDS
-            ),
-            retention=timedelta(days=settings.DELIVERY_RETENTION_DAYS),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +48,10 @@ def summarise(latest: list[Delivery]) -> MessageStatus:
 
 class DeliveryService:
     def __init__(
-        self, session: AsyncSession, sender: WebhookSender, queue: DeliveryQueue, policy: DeliveryPolicy
+        self, session: AsyncSession, webhook_client: WebhookClient, queue: DeliveryQueue, policy: DeliveryPolicy
     ) -> None:
         self.session = session
-        self.sender = sender
+        self.webhook_client = webhook_client
         self.queue = queue
         self.policy = policy
         self.messages = MessagesTable(session)
@@ -129,9 +99,9 @@ class DeliveryService:
         """
         now = utcnow()
         message_ids = await self.messages.stranded_ids(
-            now - self.policy.requeue_after, now - self.policy.stalled_after, HOUSEKEEPING_BATCH
+            now - self.policy.requeue_after, now - self.policy.stalled_after, self.policy.housekeeping_batch
         )
-        overdue = await self.deliveries.overdue_retries(now - self.policy.stalled_after, HOUSEKEEPING_BATCH)
+        overdue = await self.deliveries.overdue_retries(now - self.policy.stalled_after, self.policy.housekeeping_batch)
         retries = [(d.message_id, d.webhook_id, d.attempt + 1, self._last_attempt(d)) for d in overdue]
         await self.messages.mark_requeued(message_ids, now)
         await self.deliveries.reschedule([d.id for d in overdue], now)
@@ -149,10 +119,10 @@ class DeliveryService:
         cutoff = utcnow() - self.policy.retention
         purged = 0
         while True:
-            deleted = await self.deliveries.purge_created_before(cutoff, PURGE_BATCH)
+            deleted = await self.deliveries.purge_created_before(cutoff, self.policy.purge_batch)
             await self.session.commit()  # one short transaction per batch
             purged += deleted
-            if deleted < PURGE_BATCH:
+            if deleted < self.policy.purge_batch:
                 break
         if purged:
             logger.info("Purged {} delivery rows", purged)
@@ -182,7 +152,7 @@ class DeliveryService:
             id=str(message.id), event=message.event, created_at=message.created_at, payload=message.payload
         )
         try:
-            return await self.sender.deliver(webhook.url, webhook.secret, payload, self.policy.timeout_seconds)
+            return await self.webhook_client.deliver(webhook.url, webhook.secret, payload, self.policy.timeout_seconds)
         except Exception:
             # Ids only: never the secret (the logging setup prints no local variables in tracebacks).
             logger.exception("Could not send message {} to webhook {}", message.id, webhook.id)
@@ -207,13 +177,7 @@ class DeliveryService:
             outcome = result.outcome
             delay = None
             if not outcome.succeeded and outcome.retryable and result.attempt < result.last_attempt:
-                delay = retry_delay(
-                    result.attempt,
-                    self.policy.retry_base_seconds,
-                    self.policy.retry_max_seconds,
-                    outcome.retry_after,
-                    self.policy.retry_after_max_seconds,
-                )
+                delay = self.policy.retry_delay(result.attempt, outcome.retry_after)
                 retries.append((result, delay))
             latest[result.webhook_id] = await self.deliveries.insert_model(
                 Delivery(

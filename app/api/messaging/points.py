@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, status
+from fastapi import APIRouter, Depends, Header, Request, status
 
 from app.api.deps import SessionDep, SettingsDep, require_scopes
 from app.api.messaging.models import (
@@ -16,7 +16,6 @@ from app.api.messaging.service import MessagingService
 from app.api.pagination import PageOut, PageQuery
 from app.api.problems import IDEMPOTENCY_CONFLICT, REDELIVERY_CONFLICT
 from app.core.security import Principal
-from app.services.task_queue.service import CeleryDeliveryQueue
 
 router = APIRouter(prefix="/messages", tags=["messages"])
 
@@ -32,13 +31,16 @@ IdempotencyKey = Annotated[
 ]
 
 
-def get_delivery_queue() -> DeliveryQueue:
-    return CeleryDeliveryQueue()
+def get_delivery_queue(request: Request) -> DeliveryQueue:
+    """The queue the lifespan built (Celery in production; tests install a recording one)."""
+    queue: DeliveryQueue = request.app.state.delivery_queue
+    return queue
 
 
-def get_messaging_service(
-    session: SessionDep, settings: SettingsDep, queue: Annotated[DeliveryQueue, Depends(get_delivery_queue)]
-) -> MessagingService:
+DeliveryQueueDep = Annotated[DeliveryQueue, Depends(get_delivery_queue)]
+
+
+def get_messaging_service(session: SessionDep, settings: SettingsDep, queue: DeliveryQueueDep) -> MessagingService:
     return MessagingService(session, queue, settings.WEBHOOK_MAX_ATTEMPTS)
 
 

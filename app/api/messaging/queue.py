@@ -1,4 +1,4 @@
-"""What the messaging services need from a task queue; app/services/task_queue/ provides it with Celery."""
+"""What the messaging services need from a task queue; app/worker/queue.py provides it with Celery."""
 
 import uuid
 from typing import Protocol

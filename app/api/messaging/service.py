@@ -3,7 +3,6 @@
 import hashlib
 import json
 import uuid
-from typing import Any
 
 from loguru import logger
 from sqlalchemy.exc import IntegrityError
@@ -11,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.messaging.models import DeliveryRead, MessageCreate, MessageFilters, MessageRead
 from app.api.messaging.queue import DeliveryQueue
-from app.api.pagination import PageOut, PageParams
+from app.api.pagination import PageOut, PageParams, page_out
 from app.core.exceptions import ConflictError, NotFoundError
+from app.core.time import utcnow
 from app.db.delivery.model import DeliveryStatus
 from app.db.delivery.table import DeliveriesTable
 from app.db.message.model import Message, MessageStatus
 from app.db.message.table import MessagesTable
-from app.utils.time import utcnow
 
 IN_FLIGHT = (MessageStatus.PENDING, MessageStatus.DELIVERING)
 
@@ -70,18 +69,17 @@ class MessagingService:
         return MessageRead.model_validate(message)
 
     async def list(self, client_id: str, filters: MessageFilters) -> PageOut[MessageRead]:
-        conditions = {"event": filters.event, "status": filters.status}
-        given: dict[str, Any] = {name: value for name, value in conditions.items() if value is not None}
-        page = await self.messages.page(filters.limit, filters.cursor, client_id=client_id, **given)
-        return PageOut(items=[MessageRead.model_validate(m) for m in page.items], next_cursor=page.next_cursor)
+        page = await self.messages.page(
+            filters.limit, filters.cursor, client_id=client_id, event=filters.event, status=filters.status
+        )
+        return page_out(page, MessageRead)
 
     async def get(self, client_id: str, message_id: uuid.UUID) -> MessageRead:
         return MessageRead.model_validate(await self._owned(client_id, message_id))
 
     async def deliveries_of(self, client_id: str, message_id: uuid.UUID, page: PageParams) -> PageOut[DeliveryRead]:
         await self._owned(client_id, message_id)
-        result = await self.deliveries.page(page.limit, page.cursor, message_id=message_id)
-        return PageOut(items=[DeliveryRead.model_validate(d) for d in result.items], next_cursor=result.next_cursor)
+        return page_out(await self.deliveries.page(page.limit, page.cursor, message_id=message_id), DeliveryRead)
 
     async def redeliver(self, client_id: str, message_id: uuid.UUID) -> MessageRead:
         # One read, locked: the status checked below cannot change before the commit.

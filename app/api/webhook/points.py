@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from app.api.deps import SessionDep, SettingsDep, require_scopes
+from app.api.deps import SessionDep, TargetGuardDep, require_scopes
 from app.api.pagination import PageOut, PageQuery
 from app.api.webhook.models import WebhookCreate, WebhookCreated, WebhookRead, WebhookUpdate
 from app.api.webhook.service import WebhookService
@@ -15,8 +15,8 @@ Reader = Annotated[Principal, Depends(require_scopes("webhooks:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("webhooks:write"))]
 
 
-def get_webhook_service(session: SessionDep, settings: SettingsDep) -> WebhookService:
-    return WebhookService(session, settings.allow_private_webhook_targets)
+def get_webhook_service(session: SessionDep, targets: TargetGuardDep) -> WebhookService:
+    return WebhookService(session, targets)
 
 
 WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]

@@ -4,20 +4,20 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import PageOut, PageParams
+from app.api.pagination import PageOut, PageParams, page_out
 from app.api.webhook.models import WebhookCreate, WebhookCreated, WebhookRead, WebhookUpdate
+from app.clients.webhooks.signing import generate_secret
+from app.clients.webhooks.target import TargetGuard, TargetRejectedError
 from app.core.exceptions import NotFoundError, ValidationFailedError
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
-from app.services.webhook_sender.service import check_target
-from app.services.webhook_sender.signing import generate_secret
 
 
 class WebhookService:
-    def __init__(self, session: AsyncSession, allow_private_targets: bool) -> None:
+    def __init__(self, session: AsyncSession, targets: TargetGuard) -> None:
         self.session = session
         self.webhooks = WebhooksTable(session)
-        self.allow_private_targets = allow_private_targets
+        self.targets = targets
 
     async def create(self, client_id: str, data: WebhookCreate) -> WebhookCreated:
         await self._check_target(data.url)  # before any database work: no transaction waits on DNS
@@ -28,8 +28,7 @@ class WebhookService:
         return WebhookCreated.model_validate(webhook)
 
     async def list(self, client_id: str, page: PageParams) -> PageOut[WebhookRead]:
-        result = await self.webhooks.page(page.limit, page.cursor, client_id=client_id)
-        return PageOut(items=[WebhookRead.model_validate(w) for w in result.items], next_cursor=result.next_cursor)
+        return page_out(await self.webhooks.page(page.limit, page.cursor, client_id=client_id), WebhookRead)
 
     async def get(self, client_id: str, webhook_id: uuid.UUID) -> WebhookRead:
         return WebhookRead.model_validate(await self._owned(client_id, webhook_id))
@@ -51,12 +50,11 @@ class WebhookService:
         await self.session.commit()
 
     async def _check_target(self, url: str) -> None:
-        """Refuse targets that are unsafe to POST to, as a field error like any other bad `url`."""
+        """Refuse targets that are unsafe to POST to, as an error of the `url` field like any other bad url."""
         try:
-            await check_target(url, self.allow_private_targets)
-        except ValidationFailedError as exc:
-            errors = [{"loc": ["body", "url"], "msg": exc.detail, "type": "value_error"}]
-            raise ValidationFailedError(exc.detail, extensions={"errors": errors}) from None
+            await self.targets.check(url)
+        except TargetRejectedError as exc:
+            raise ValidationFailedError(exc.detail, field="url") from None
 
     async def _owned(self, client_id: str, webhook_id: uuid.UUID) -> Webhook:
         # Another client's webhook answers exactly like a missing one: no existence oracle.

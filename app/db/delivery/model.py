@@ -5,8 +5,8 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Text, Uuid
 from sqlmodel import Field, SQLModel
 
+from app.core.time import utcnow
 from app.db.columns import timestamptz
-from app.utils.time import utcnow
 
 
 class DeliveryStatus(StrEnum):

@@ -6,11 +6,13 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select, update
 from sqlmodel import col
 
-from app.base.base_table import BaseTable
+from app.db.base_table import BaseTable
 from app.db.delivery.model import Delivery
 
 
 class DeliveriesTable(BaseTable[Delivery]):
+    model = Delivery
+
     async def latest_per_webhook(self, message_id: uuid.UUID) -> list[Delivery]:
         """The most recent attempt for each webhook the message went to."""
         statement = (

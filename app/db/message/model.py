@@ -7,8 +7,8 @@ from sqlalchemy import Column, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from app.core.time import utcnow
 from app.db.columns import timestamptz
-from app.utils.time import utcnow
 
 
 class MessageStatus(StrEnum):

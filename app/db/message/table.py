@@ -5,12 +5,14 @@ from datetime import datetime
 from sqlalchemy import and_, exists, or_, select, update
 from sqlmodel import col
 
-from app.base.base_table import BaseTable
+from app.db.base_table import BaseTable
 from app.db.delivery.model import Delivery
 from app.db.message.model import Message, MessageStatus
 
 
 class MessagesTable(BaseTable[Message]):
+    model = Message
+
     async def lock(self, id: uuid.UUID, *, client_id: str | None = None) -> Message | None:
         """The message (of `client_id`, if given), locked until the transaction ends: changes to its
         status and delivery records are made one at a time."""

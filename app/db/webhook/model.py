@@ -4,8 +4,8 @@ from datetime import datetime
 from sqlalchemy import ARRAY, Column, Text
 from sqlmodel import Field, SQLModel
 
+from app.core.time import utcnow
 from app.db.columns import timestamptz
-from app.utils.time import utcnow
 
 
 class Webhook(SQLModel, table=True):

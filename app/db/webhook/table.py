@@ -1,11 +1,13 @@
 from sqlalchemy import select
 from sqlmodel import col
 
-from app.base.base_table import BaseTable
+from app.db.base_table import BaseTable
 from app.db.webhook.model import Webhook
 
 
 class WebhooksTable(BaseTable[Webhook]):
+    model = Webhook
+
     async def subscribed(self, client_id: str, event: str) -> list[Webhook]:
         """The client's live, active webhooks subscribed to `event`."""
         statement = select(Webhook).where(

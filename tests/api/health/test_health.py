@@ -13,24 +13,27 @@ from app.api.health.models import ReadinessProblem
 from app.api.health.points import get_health_service
 from app.api.health.service import HealthService
 from app.core.config import Settings
-from app.db.database import create_engine, engine
+from app.db.engine import create_engine
 from app.db.migrations import shipped_migration_versions
-from tests.app_helpers import assert_problem, build_app, closed_port, make_settings, serve
-from tests.database import scratch_database
+from tests.support.apps import build_app, serve
+from tests.support.database import scratch_database
+from tests.support.ports import closed_port
+from tests.support.problems import assert_problem
+from tests.support.settings import test_settings
 
 
 async def ready_with(
     client: httpx.AsyncClient,
     app: FastAPI,
     *,
-    database: AsyncEngine = engine,
+    database: AsyncEngine | None = None,
     redis: Redis | None = None,
     versions: frozenset[str] | None = None,
     check_timeout: float = 2.0,
 ) -> httpx.Response:
     """GET /health/ready with the readiness checks pointed at `database`, `redis` and `versions`."""
     health = HealthService(
-        database,
+        database or app.state.engine,
         redis or app.state.redis,
         shipped_migration_versions() if versions is None else versions,
         check_timeout,
@@ -69,7 +72,7 @@ async def test_not_ready_when_redis_is_unreachable() -> None:
 
 
 async def test_not_ready_when_postgres_is_unreachable(client: httpx.AsyncClient, app: FastAPI) -> None:
-    dead_engine = create_engine(make_settings(DB_HOST="127.0.0.1", DB_PORT=closed_port()))
+    dead_engine = create_engine(test_settings(DB_HOST="127.0.0.1", DB_PORT=closed_port()))
     try:
         response = await ready_with(client, app, database=dead_engine)
     finally:

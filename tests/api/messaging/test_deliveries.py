@@ -10,22 +10,16 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.time import utcnow
 from app.db.delivery.model import Delivery, DeliveryStatus
 from app.db.delivery.table import DeliveriesTable
 from app.db.message.model import MessageStatus
 from app.db.message.table import MessagesTable
-from app.utils.time import utcnow
-from tests.api.conftest import (
-    BrokenQueue,
-    HeadersFactory,
-    MessageFactory,
-    RecordingQueue,
-    RetryCall,
-    WebhookFactory,
-    item_ids,
-    walk_pages,
-)
-from tests.app_helpers import assert_problem
+from tests.api.conftest import MessageFactory, WebhookFactory
+from tests.support.fakes import BrokenQueue, RecordingQueue, RetryCall
+from tests.support.pages import item_ids, walk_pages
+from tests.support.problems import assert_problem
+from tests.support.tokens import HeadersFactory
 
 MESSAGES = "/api/v1/messages"
 FIELDS = {"id", "webhook_id", "attempt", "status", "response_status", "error", "duration_ms", "created_at"}

@@ -3,6 +3,7 @@
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -12,22 +13,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from app.api.messaging import delivery_service
-from app.api.messaging.delivery_service import INTERNAL_ERROR, DeliveryPolicy, DeliveryService, summarise
+from app.api.messaging.delivery_policy import DeliveryPolicy
+from app.api.messaging.delivery_service import INTERNAL_ERROR, DeliveryService, summarise
+from app.clients.webhooks.client import WebhookClient
+from app.clients.webhooks.models import DeliveryOutcome, WebhookMessage
+from app.clients.webhooks.signing import generate_secret
 from app.core.config import Settings
+from app.core.time import utcnow
 from app.db.delivery.model import Delivery, DeliveryStatus
 from app.db.delivery.table import DeliveriesTable
 from app.db.message.model import Message, MessageStatus
 from app.db.message.table import MessagesTable
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
-from app.services.webhook_sender.models import DeliveryOutcome, WebhookMessage
-from app.services.webhook_sender.service import WebhookSender
-from app.services.webhook_sender.signing import generate_secret
-from app.utils.time import utcnow
-from tests.api.conftest import BrokenQueue, RecordingQueue, RetryCall
-from tests.app_helpers import closed_port
-from tests.receiver import Answer, Receiver
+from tests.support.fakes import BrokenQueue, RecordingQueue, RetryCall
+from tests.support.ports import closed_port
+from tests.support.receiver import Answer, Receiver
 
 T = TypeVar("T", Webhook, Message, Delivery)
 
@@ -45,8 +46,8 @@ PAYLOAD: dict[str, Any] = {"order_id": 42, "lines": [{"sku": "A-1", "qty": 2}], 
 
 
 @pytest.fixture
-def service(db_session: AsyncSession, sender: WebhookSender, queue: RecordingQueue) -> DeliveryService:
-    return DeliveryService(db_session, sender, queue, POLICY)
+def service(db_session: AsyncSession, webhook_client: WebhookClient, queue: RecordingQueue) -> DeliveryService:
+    return DeliveryService(db_session, webhook_client, queue, POLICY)
 
 
 class Data:
@@ -528,10 +529,10 @@ async def test_a_redelivery_clears_the_mark_of_the_attempt_it_follows(
 
 
 async def test_backoff_grows_with_the_attempt_number_up_to_the_cap(
-    data: Data, db_session: AsyncSession, sender: WebhookSender, receiver: Receiver, queue: RecordingQueue
+    data: Data, db_session: AsyncSession, webhook_client: WebhookClient, receiver: Receiver, queue: RecordingQueue
 ) -> None:
     policy = DeliveryPolicy(**{**_fields(POLICY), "max_attempts": 10, "retry_max_seconds": 3.0})
-    service = DeliveryService(db_session, sender, queue, policy)
+    service = DeliveryService(db_session, webhook_client, queue, policy)
     webhook = await data.webhook(receiver.url(500))
     message = await data.message()
     await service.fan_out(message.id)
@@ -621,10 +622,10 @@ async def test_retry_of_an_unknown_message_does_nothing(
 
 
 async def test_a_retry_that_cannot_be_queued_is_left_for_housekeeping(
-    db_session: AsyncSession, sender: WebhookSender, data: Data, receiver: Receiver
+    db_session: AsyncSession, webhook_client: WebhookClient, data: Data, receiver: Receiver
 ) -> None:
     broken = BrokenQueue()
-    service = DeliveryService(db_session, sender, broken, POLICY)
+    service = DeliveryService(db_session, webhook_client, broken, POLICY)
     await data.webhook(receiver.url(503))
     message = await data.message()
 
@@ -774,9 +775,9 @@ async def test_purge_deliveries_removes_rows_past_retention(service: DeliverySer
 
 
 async def test_purge_deliveries_deletes_in_bounded_batches(
-    service: DeliveryService, data: Data, monkeypatch: pytest.MonkeyPatch
+    db_session: AsyncSession, webhook_client: WebhookClient, queue: RecordingQueue, data: Data
 ) -> None:
-    monkeypatch.setattr(delivery_service, "PURGE_BATCH", 2)
+    service = DeliveryService(db_session, webhook_client, queue, replace(POLICY, purge_batch=2))
     webhook = await data.webhook("https://example.com/")
     message = await data.message(status=MessageStatus.FAILED, age=timedelta(days=40))
     old = POLICY.retention + timedelta(hours=1)
@@ -834,11 +835,11 @@ def test_policy_from_settings(settings: Settings) -> None:
     assert policy.stalled_after > timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT_SECONDS)
 
 
-class RacingSender(WebhookSender):
+class RacingClient(WebhookClient):
     """While this worker is sending, a duplicate task on another worker records the same attempt."""
 
-    def __init__(self, inner: WebhookSender, race: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(inner.http_client, allow_private=inner.allow_private)
+    def __init__(self, inner: WebhookClient, race: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(inner.http_client, inner.guard)
         self.race = race
 
     async def deliver(self, url: str, secret: str, message: WebhookMessage, timeout_seconds: float) -> DeliveryOutcome:
@@ -848,17 +849,17 @@ class RacingSender(WebhookSender):
 
 
 async def test_concurrent_duplicate_retries_record_the_attempt_once(
-    db_session: AsyncSession, sender: WebhookSender, data: Data, receiver: Receiver, queue: RecordingQueue
+    db_session: AsyncSession, webhook_client: WebhookClient, data: Data, receiver: Receiver, queue: RecordingQueue
 ) -> None:
     webhook = await data.webhook(receiver.url(500))
     message = await data.message()
-    await DeliveryService(db_session, sender, queue, POLICY).fan_out(message.id)
+    await DeliveryService(db_session, webhook_client, queue, POLICY).fan_out(message.id)
     queue.retries.clear()
 
     async def other_worker_records_attempt_2() -> None:
         await data.delivery(message, webhook, 2, next_attempt_at=utcnow() + timedelta(seconds=1))
 
-    racing = DeliveryService(db_session, RacingSender(sender, other_worker_records_attempt_2), queue, POLICY)
+    racing = DeliveryService(db_session, RacingClient(webhook_client, other_worker_records_attempt_2), queue, POLICY)
     await racing.retry(message.id, webhook.id, 2, 3)
 
     assert [d.attempt for d in await data.attempts(message)] == [1, 2]

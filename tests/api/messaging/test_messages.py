@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.message.model import MessageStatus
 from app.db.message.table import MessagesTable
-from tests.api.conftest import BrokenQueue, HeadersFactory, MessageFactory, RecordingQueue
-from tests.app_helpers import assert_problem
+from tests.api.conftest import MessageFactory
+from tests.support.fakes import BrokenQueue, RecordingQueue
+from tests.support.problems import assert_problem
+from tests.support.tokens import HeadersFactory
 
 MESSAGES = "/api/v1/messages"
 FIELDS = {"id", "event", "payload", "status", "created_at", "updated_at"}

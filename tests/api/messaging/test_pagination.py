@@ -8,10 +8,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.time import utcnow
 from app.db.message.model import Message, MessageStatus
 from app.db.message.table import MessagesTable
-from app.utils.time import utcnow
-from tests.api.conftest import MessageFactory, item_ids, walk_pages
+from tests.api.conftest import MessageFactory
+from tests.support.pages import item_ids, walk_pages
 
 MESSAGES = "/api/v1/messages"
 EVENTS = ("order.created", "order.paid", "order.shipped")

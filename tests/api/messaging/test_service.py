@@ -17,7 +17,7 @@ from app.db.message.model import Message, MessageStatus
 from app.db.message.table import MessagesTable
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
-from tests.api.conftest import RecordingQueue
+from tests.support.fakes import RecordingQueue
 
 
 @pytest.fixture

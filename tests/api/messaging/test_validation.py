@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.validation import JSON_MAX_DEPTH
 from app.db.message.table import MessagesTable
-from tests.api.conftest import MessageFactory, RecordingQueue, assert_field_error
+from tests.api.conftest import MessageFactory
+from tests.support.fakes import RecordingQueue
+from tests.support.problems import assert_field_error
 
 MESSAGES = "/api/v1/messages"
 A_UUID = "6f1c2a1e-5d4b-4c3a-9e8f-7a6b5c4d3e2f"

@@ -2,7 +2,9 @@
 
 import httpx
 
-from tests.api.conftest import HeadersFactory, WebhookFactory, item_ids, walk_pages
+from tests.api.conftest import WebhookFactory
+from tests.support.pages import item_ids, walk_pages
+from tests.support.tokens import HeadersFactory
 
 WEBHOOKS = "/api/v1/webhooks"
 

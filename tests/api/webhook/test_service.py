@@ -7,29 +7,40 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.webhook import service as webhook_service
 from app.api.webhook.models import WebhookCreate, WebhookUpdate
 from app.api.webhook.service import WebhookService
+from app.clients.webhooks.target import TargetGuard
 from app.core.exceptions import NotFoundError
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
 
 
-@pytest.fixture
-def service(db_session: AsyncSession) -> WebhookService:
-    return WebhookService(db_session, allow_private_targets=True)
-
-
-@pytest.fixture
-def target_checks(monkeypatch: pytest.MonkeyPatch, statements: list[str]) -> list[int]:
+class RecordingGuard(TargetGuard):
     """Each target check (a DNS lookup) records how many SQL statements the use case had sent before it."""
-    checks: list[int] = []
 
-    async def check_target(url: str, allow_private: bool) -> None:
-        checks.append(len(statements))
+    def __init__(self, statements: list[str]) -> None:
+        super().__init__(allow_private=True)
+        self.statements = statements
+        self.checks: list[int] = []
 
-    monkeypatch.setattr(webhook_service, "check_target", check_target)
-    return checks
+    async def check(self, url: str) -> None:
+        self.checks.append(len(self.statements))
+        await super().check(url)
+
+
+@pytest.fixture
+def guard(statements: list[str]) -> RecordingGuard:
+    return RecordingGuard(statements)
+
+
+@pytest.fixture
+def service(db_session: AsyncSession, guard: RecordingGuard) -> WebhookService:
+    return WebhookService(db_session, guard)
+
+
+@pytest.fixture
+def target_checks(guard: RecordingGuard) -> list[int]:
+    return guard.checks
 
 
 def new_webhook(**changes: Any) -> WebhookCreate:

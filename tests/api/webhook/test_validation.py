@@ -9,11 +9,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.webhook.points import get_webhook_service
-from app.api.webhook.service import WebhookService
+from app.api.deps import get_target_guard
+from app.clients.webhooks.target import TargetGuard
 from app.db.webhook.table import WebhooksTable
-from tests.api.conftest import WebhookFactory, assert_field_error
-from tests.app_helpers import assert_problem
+from tests.api.conftest import WebhookFactory
+from tests.support.problems import assert_field_error, assert_problem
 
 WEBHOOKS = "/api/v1/webhooks"
 A_UUID = "6f1c2a1e-5d4b-4c3a-9e8f-7a6b5c4d3e2f"
@@ -200,9 +200,9 @@ async def test_list_rejects_bad_cursor(client: httpx.AsyncClient, auth_headers: 
 
 
 @pytest.fixture
-def public_targets_only(app: FastAPI, db_session: AsyncSession) -> None:
+def public_targets_only(app: FastAPI) -> None:
     """As outside local/test: webhook targets must be on the public internet (SSRF protection)."""
-    app.dependency_overrides[get_webhook_service] = lambda: WebhookService(db_session, allow_private_targets=False)
+    app.dependency_overrides[get_target_guard] = lambda: TargetGuard(allow_private=False)
 
 
 PRIVATE_URLS = [

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.webhook.table import WebhooksTable
-from tests.api.conftest import HeadersFactory, WebhookFactory
-from tests.app_helpers import assert_problem
+from tests.api.conftest import WebhookFactory
+from tests.support.problems import assert_problem
+from tests.support.tokens import HeadersFactory
 
 WEBHOOKS = "/api/v1/webhooks"
 READ_FIELDS = {"id", "url", "events", "description", "active", "created_at", "updated_at"}

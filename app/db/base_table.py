@@ -1,0 +1,208 @@
+"""BaseTable[Model]: the generic async repository every table class extends.
+
+Repositories add and flush; they never commit. The service method that completes a use case
+commits once, so a use case that writes several tables is atomic.
+
+Filters come as keywords (`first_by(client_id="a")`: equality; a keyword whose value is None adds no
+condition, so optional filters pass straight through) and as SQL expressions for anything else
+(`all_by(col(Message.status).in_(...), client_id="a")`, `first_by(col(Webhook.description).is_(None))`).
+"""
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Table, delete, func, inspect, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstanceState
+from sqlmodel import SQLModel
+
+from app.core.exceptions import ValidationFailedError
+from app.core.time import utcnow
+from app.db.cursor import decode_cursor, encode_cursor
+
+ModelT = TypeVar("ModelT", bound=SQLModel)
+
+DEFAULT_MAX_ROWS = 1000
+SOFT_DELETE_COLUMN = "deleted_at"
+UPDATED_AT_COLUMN = "updated_at"
+CREATED_AT_COLUMN = "created_at"
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[ModelT]):
+    items: list[ModelT]
+    next_cursor: str | None
+
+
+class InvalidCursorError(ValidationFailedError):
+    """A `cursor` that is not the next_cursor of a page of this table."""
+
+    def __init__(self) -> None:
+        super().__init__("The cursor is not valid; pass the next_cursor of a previous page.", field="cursor")
+
+
+class BaseTable(Generic[ModelT]):
+    """Subclass as `class MessagesTable(BaseTable[Message])` and name the model: `model = Message`."""
+
+    model: type[ModelT]
+    # Keyset order for page(): newest first, ties broken by primary key. Both must be indexed.
+    page_order: ClassVar[tuple[str, ...]] = ("created_at", "id")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(getattr(cls, "model", None), type):
+            raise TypeError(f"{cls.__name__} must name its table class: model = ...")
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    async def first_or_default(self, id: uuid.UUID, *, include_deleted: bool = False) -> ModelT | None:
+        return await self.first_by(include_deleted=include_deleted, id=id)
+
+    async def first_by(
+        self, *where: ColumnElement[bool], include_deleted: bool = False, **filters: Any
+    ) -> ModelT | None:
+        statement = select(self.model).where(*self._conditions(where, filters, include_deleted)).limit(1)
+        return (await self.session.scalars(statement)).first()
+
+    async def all(self, *, limit: int = DEFAULT_MAX_ROWS, include_deleted: bool = False) -> list[ModelT]:
+        return await self.all_by(limit=limit, include_deleted=include_deleted)
+
+    async def all_by(
+        self,
+        *where: ColumnElement[bool],
+        limit: int = DEFAULT_MAX_ROWS,
+        include_deleted: bool = False,
+        **filters: Any,
+    ) -> list[ModelT]:
+        conditions = self._conditions(where, filters, include_deleted)
+        statement = select(self.model).where(*conditions).order_by(*self._order()).limit(limit)
+        return list((await self.session.scalars(statement)).all())
+
+    async def all_count(self, *where: ColumnElement[bool], include_deleted: bool = False, **filters: Any) -> int:
+        conditions = self._conditions(where, filters, include_deleted)
+        statement = select(func.count()).select_from(self._table).where(*conditions)
+        return int((await self.session.scalar(statement)) or 0)
+
+    async def page(
+        self,
+        limit: int,
+        cursor: str | None = None,
+        *where: ColumnElement[bool],
+        include_deleted: bool = False,
+        **filters: Any,
+    ) -> Page[ModelT]:
+        """Up to `limit` rows after `cursor` (a previous page's next_cursor), in page_order; an invalid cursor
+        raises InvalidCursorError (a 422 naming the `cursor` field)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        conditions = self._conditions(where, filters, include_deleted)
+        if cursor is not None:
+            keys = tuple_(*(self._column(name) for name in self.page_order))
+            conditions.append(keys < tuple_(*self._decode_cursor(cursor)))
+        statement = select(self.model).where(*conditions).order_by(*self._order()).limit(limit + 1)
+        rows = list((await self.session.scalars(statement)).all())
+        if len(rows) <= limit:
+            return Page(items=rows, next_cursor=None)
+        items = rows[:limit]
+        return Page(items=items, next_cursor=self._encode_cursor(items[-1]))
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    async def insert_model(self, model: ModelT) -> ModelT:
+        timestamped = CREATED_AT_COLUMN in self._table.c and UPDATED_AT_COLUMN in self._table.c
+        if timestamped and UPDATED_AT_COLUMN not in model.model_fields_set:
+            # One instant for both: a new row has not been updated (each default reads the clock anew).
+            setattr(model, UPDATED_AT_COLUMN, getattr(model, CREATED_AT_COLUMN))
+        self.session.add(model)
+        await self.session.flush()
+        await self._read_server_values(model)
+        return model
+
+    async def update(self, id: uuid.UUID, data: Mapping[str, Any] | BaseModel) -> ModelT | None:
+        changes = data.model_dump(exclude_unset=True) if isinstance(data, BaseModel) else dict(data)
+        for name in changes:
+            self._column(name)
+        row = await self.first_or_default(id)
+        if row is None:
+            return None
+        for name, value in changes.items():
+            setattr(row, name, value)
+        return await self.update_model(row)
+
+    async def update_model(self, model: ModelT) -> ModelT:
+        if UPDATED_AT_COLUMN in self._table.c:
+            setattr(model, UPDATED_AT_COLUMN, utcnow())
+        self.session.add(model)
+        await self.session.flush()
+        await self._read_server_values(model)
+        return model
+
+    async def delete(self, id: uuid.UUID) -> bool:
+        id_column = self._column("id")
+        statement = delete(self.model).where(id_column == id).returning(id_column)
+        return (await self.session.scalar(statement)) is not None
+
+    async def soft_delete(self, id: uuid.UUID) -> bool:
+        deleted_at = self._column(SOFT_DELETE_COLUMN)
+        id_column = self._column("id")
+        values: dict[str, Any] = {SOFT_DELETE_COLUMN: utcnow()}
+        if UPDATED_AT_COLUMN in self._table.c:
+            values[UPDATED_AT_COLUMN] = values[SOFT_DELETE_COLUMN]
+        statement = (
+            update(self.model)
+            .where(id_column == id, deleted_at.is_(None))
+            .values(values)
+            .returning(id_column)
+            .execution_options(synchronize_session="fetch")
+        )
+        return (await self.session.scalar(statement)) is not None
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    @property
+    def _table(self) -> Table:
+        table = self.model.__table__  # type: ignore[attr-defined]
+        assert isinstance(table, Table)
+        return table
+
+    def _column(self, name: str) -> ColumnElement[Any]:
+        try:
+            return self._table.c[name]
+        except KeyError:
+            raise ValueError(f"{self.model.__name__} has no column {name!r}") from None
+
+    async def _read_server_values(self, model: ModelT) -> None:
+        """Load what the database filled in (server defaults the model did not set); nothing else is
+        read back: the instance already holds every value it sent."""
+        state: InstanceState[ModelT] = inspect(model, raiseerr=True)
+        unloaded = state.unloaded & set(self._table.c.keys())
+        if unloaded:
+            await self.session.refresh(model, attribute_names=sorted(unloaded))
+
+    def _conditions(
+        self, where: Sequence[ColumnElement[bool]], filters: Mapping[str, Any], include_deleted: bool
+    ) -> list[ColumnElement[bool]]:
+        conditions = list(where)
+        conditions.extend(self._column(name) == value for name, value in filters.items() if value is not None)
+        if not include_deleted and SOFT_DELETE_COLUMN in self._table.c:
+            conditions.append(self._table.c[SOFT_DELETE_COLUMN].is_(None))
+        return conditions
+
+    def _order(self) -> list[ColumnElement[Any]]:
+        return [self._column(name).desc() for name in self.page_order]
+
+    def _encode_cursor(self, row: ModelT) -> str:
+        return encode_cursor([getattr(row, name) for name in self.page_order])
+
+    def _decode_cursor(self, cursor: str) -> Sequence[Any]:
+        types = [self._column(name).type.python_type for name in self.page_order]
+        try:
+            return decode_cursor(cursor, types)
+        except ValueError:
+            raise InvalidCursorError() from None

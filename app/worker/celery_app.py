@@ -1,0 +1,65 @@
+"""The Celery application, built from the same Settings as the API, with the tasks registered on it."""
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import before_task_publish
+
+from app.core.config import Settings
+from app.core.context import get_request_id
+from app.worker.tasks import PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK, register_tasks
+
+# The task message header that carries the X-Request-ID of the API request that enqueued the task.
+REQUEST_ID_TASK_HEADER = "request_id"
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    """The Celery app for `settings`: the worker's (app/worker/main.py) and the API's publisher (app/main.py).
+
+    Building it connects to nothing; the broker connection opens on the first publish or consume.
+    """
+    celery_app = Celery(settings.APP_NAME, broker=settings.redis_url, set_as_current=False)
+    celery_app.conf.update(
+        # A task is acknowledged only when it finishes, and requeued if its worker dies mid-way:
+        # every task is written to be safe to run twice.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_time_limit=settings.CELERY_TASK_TIME_LIMIT_SECONDS,
+        task_soft_time_limit=max(1, settings.CELERY_TASK_TIME_LIMIT_SECONDS - 10),
+        # Retries are delayed tasks; Redis must not hand them to another worker before they are due.
+        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        # The API publishes inline; with Redis down it should give up fast (the message stays pending).
+        broker_connection_timeout=2,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule={
+            "requeue-stranded": {
+                "task": REQUEUE_STRANDED_TASK,
+                "schedule": settings.CELERY_HOUSEKEEPING_INTERVAL_SECONDS,
+            },
+            "purge-deliveries": {"task": PURGE_DELIVERIES_TASK, "schedule": 3600.0},
+        },
+    )
+    register_tasks(celery_app)
+    before_task_publish.connect(_propagate_request_id)  # for every app of the process; connected once
+    # The default app in every thread: the API publishes from a worker thread, and the OpenTelemetry Celery
+    # instrumentation closes a publish span only for a task the current app knows.
+    celery_app.set_default()
+    return celery_app
+
+
+def _propagate_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """Carry the request id of the publishing API request (or task) to the task, in its message headers.
+
+    The worker binds it for the task's log lines (app/worker/main.py); the OpenTelemetry Celery
+    instrumentation adds the trace context to the same headers.
+    """
+    request_id = get_request_id()
+    if headers is not None and request_id is not None:
+        headers.setdefault(REQUEST_ID_TASK_HEADER, request_id)

@@ -1,0 +1,44 @@
+"""Thin tasks: run one delivery use case on the process's runtime, and return. All are safe to run twice.
+
+The task names are written here only: register_tasks() registers the tasks under them, and the beat
+schedule (celery_app.py) and the queue (queue.py) refer to them. A task published under a name no worker
+registered is silently dropped, so the names must never be spelt twice.
+"""
+
+import uuid
+
+from celery import Celery
+
+from app.worker.runtime import run_delivery
+
+FAN_OUT_TASK = "messages.fan_out"
+RETRY_TASK = "messages.retry_delivery"
+REQUEUE_STRANDED_TASK = "housekeeping.requeue_stranded"
+PURGE_DELIVERIES_TASK = "housekeeping.purge_deliveries"
+
+
+def fan_out_message(message_id: str) -> None:
+    run_delivery(lambda service: service.fan_out(uuid.UUID(message_id)))
+
+
+def retry_delivery(message_id: str, webhook_id: str, attempt: int, last_attempt: int) -> None:
+    run_delivery(lambda service: service.retry(uuid.UUID(message_id), uuid.UUID(webhook_id), attempt, last_attempt))
+
+
+def requeue_stranded() -> int:
+    return run_delivery(lambda service: service.requeue_stranded())
+
+
+def purge_deliveries() -> int:
+    return run_delivery(lambda service: service.purge_deliveries())
+
+
+def register_tasks(celery_app: Celery) -> None:
+    for name, function in (
+        (FAN_OUT_TASK, fan_out_message),
+        (RETRY_TASK, retry_delivery),
+        (REQUEUE_STRANDED_TASK, requeue_stranded),
+        (PURGE_DELIVERIES_TASK, purge_deliveries),
+    ):
+        # shared=False: registered on this app only, not on every app the process builds.
+        celery_app.task(name=name, shared=False)(function)

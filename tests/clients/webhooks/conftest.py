@@ -1,0 +1,25 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from app.clients.webhooks.models import WebhookMessage
+from app.clients.webhooks.signing import generate_secret
+
+# The body carries it as the API shows it: ISO 8601, UTC as `Z`.
+CREATED_AT = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+CREATED_AT_JSON = "2026-01-02T03:04:05.678000Z"
+
+
+@pytest.fixture
+def secret() -> str:
+    return generate_secret()
+
+
+@pytest.fixture
+def message() -> WebhookMessage:
+    return WebhookMessage(
+        id="msg_2mTzW1ZQ5tq8a0S5Zx2yJ0bq",
+        event="order.created",
+        created_at=CREATED_AT,
+        payload={"order_id": 42, "items": [{"sku": "A-1", "qty": 2}], "note": "café ☕"},
+    )
