@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.time import utcnow
-from app.db.delivery.model import Delivery, DeliveryStatus
-from app.db.delivery.table import DeliveriesTable
+from app.db.delivery.model import Delivery
 from app.db.message.model import MessageStatus
 from app.db.message.table import MessagesTable
 from tests.api.conftest import MessageFactory, WebhookFactory
+from tests.support.factories import create_delivery
 from tests.support.fakes import BrokenQueue, RecordingQueue, RetryCall
 from tests.support.pages import item_ids, walk_pages
 from tests.support.problems import assert_problem
@@ -32,24 +32,23 @@ class History:
         self.message = message
         self.message_id = uuid.UUID(message["id"])
         self.path = f"{MESSAGES}/{message['id']}"
-        self.deliveries = DeliveriesTable(session)
+        self.session = session
         self.messages = MessagesTable(session)
         self.clock = utcnow() - timedelta(minutes=10)
 
     async def attempt(self, webhook_id: str, attempt: int, status: int | None, error: str | None = None) -> Delivery:
         self.clock += timedelta(seconds=1)
         succeeded = status is not None and 200 <= status < 300
-        return await self.deliveries.insert_model(
-            Delivery(
-                message_id=self.message_id,
-                webhook_id=uuid.UUID(webhook_id),
-                attempt=attempt,
-                status=DeliveryStatus.SUCCEEDED if succeeded else DeliveryStatus.FAILED,
-                response_status=status,
-                error=None if succeeded else (error or f"HTTP {status}"),
-                duration_ms=12 * attempt,
-                created_at=self.clock,
-            )
+        return await create_delivery(
+            self.session,
+            message_id=self.message_id,
+            webhook_id=uuid.UUID(webhook_id),
+            attempt=attempt,
+            succeeded=succeeded,
+            response_status=status,
+            error=None if succeeded else (error or f"HTTP {status}"),
+            duration_ms=12 * attempt,
+            created_at=self.clock,
         )
 
     async def status(self, status: MessageStatus) -> None:

@@ -26,6 +26,7 @@ from app.db.message.model import Message, MessageStatus
 from app.db.message.table import MessagesTable
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
+from tests.support.factories import create_delivery, create_message, create_webhook
 from tests.support.fakes import BrokenQueue, RecordingQueue, RetryCall
 from tests.support.ports import closed_port
 from tests.support.receiver import Answer, Receiver
@@ -72,14 +73,13 @@ class Data:
         deleted: bool = False,
         secret: str | None = None,
     ) -> Webhook:
-        webhook = await self.webhooks.insert_model(
-            Webhook(
-                client_id=client_id,
-                url=url,
-                events=list(events or ("order.created",)),
-                active=active,
-                secret=secret or generate_secret(),
-            )
+        webhook = await create_webhook(
+            self.session,
+            client_id=client_id,
+            url=url,
+            events=list(events or ("order.created",)),
+            active=active,
+            secret=secret or generate_secret(),
         )
         if deleted:
             assert await self.webhooks.soft_delete(webhook.id)
@@ -96,8 +96,8 @@ class Data:
         age: timedelta = timedelta(0),
     ) -> Message:
         at = utcnow() - age
-        message = await self.messages.insert_model(
-            Message(client_id=client_id, event=event, payload=PAYLOAD, status=status, created_at=at, updated_at=at)
+        message = await create_message(
+            self.session, client_id=client_id, event=event, payload=PAYLOAD, status=status, created_at=at
         )
         await self.session.commit()
         return self._detached(message)
@@ -113,19 +113,15 @@ class Data:
         last_attempt: int | None = None,
         age: timedelta = timedelta(0),
     ) -> Delivery:
-        delivery = await self.deliveries.insert_model(
-            Delivery(
-                message_id=message.id,
-                webhook_id=webhook.id,
-                attempt=attempt,
-                status=DeliveryStatus.SUCCEEDED if succeeded else DeliveryStatus.FAILED,
-                response_status=200 if succeeded else 503,
-                error=None if succeeded else "HTTP 503",
-                duration_ms=5,
-                next_attempt_at=next_attempt_at,
-                last_attempt=last_attempt,
-                created_at=utcnow() - age,
-            )
+        delivery = await create_delivery(
+            self.session,
+            message_id=message.id,
+            webhook_id=webhook.id,
+            attempt=attempt,
+            succeeded=succeeded,
+            next_attempt_at=next_attempt_at,
+            last_attempt=last_attempt,
+            created_at=utcnow() - age,
         )
         await self.session.commit()
         return self._detached(delivery)

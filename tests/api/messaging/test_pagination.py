@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.time import utcnow
-from app.db.message.model import Message, MessageStatus
-from app.db.message.table import MessagesTable
+from app.db.message.model import MessageStatus
 from tests.api.conftest import MessageFactory
+from tests.support.factories import create_message
 from tests.support.pages import item_ids, walk_pages
 
 MESSAGES = "/api/v1/messages"
@@ -26,17 +26,16 @@ async def messages(db_session: AsyncSession) -> list[dict[str, Any]]:
     Written straight to the table (fast); test_walk_visits_every_message_once_newest_first goes
     through the API instead.
     """
-    table = MessagesTable(db_session)
     start = utcnow() - timedelta(hours=1)
     created: list[dict[str, Any]] = []
     for n in range(25):
         at = start + timedelta(seconds=n)
-        row = await table.insert_model(
-            Message(client_id="client-a", event=EVENTS[n % 3], payload={"n": n}, status=STATUSES[n % 4], created_at=at)
+        row = await create_message(
+            db_session, event=EVENTS[n % 3], payload={"n": n}, status=STATUSES[n % 4], created_at=at
         )
         created.append({"id": str(row.id), "event": row.event, "status": str(row.status)})
         if n % 6 == 0:
-            await table.insert_model(Message(client_id="client-b", event=EVENTS[n % 3], payload={}, created_at=at))
+            await create_message(db_session, client_id="client-b", event=EVENTS[n % 3], created_at=at)
     return created
 
 
@@ -133,12 +132,8 @@ async def test_rows_with_the_same_timestamp_are_ordered_by_id(
     client: httpx.AsyncClient, auth_headers: dict[str, str], db_session: AsyncSession
 ) -> None:
     """The id breaks created_at ties, so a page boundary inside a tie loses and repeats nothing."""
-    table = MessagesTable(db_session)
     at = utcnow()
-    rows = [
-        await table.insert_model(Message(client_id="client-a", event="a.b", payload={}, created_at=at))
-        for _ in range(9)
-    ]
+    rows = [await create_message(db_session, event="a.b", created_at=at) for _ in range(9)]
 
     pages = await walk_pages(client, MESSAGES, auth_headers, limit=2)
 

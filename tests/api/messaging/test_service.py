@@ -11,12 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.messaging.models import MessageCreate
 from app.api.messaging.service import MessagingService, request_hash
 from app.core.exceptions import ConflictError, NotFoundError
-from app.db.delivery.model import Delivery, DeliveryStatus
-from app.db.delivery.table import DeliveriesTable
+from app.db.delivery.model import Delivery
 from app.db.message.model import Message, MessageStatus
 from app.db.message.table import MessagesTable
-from app.db.webhook.model import Webhook
-from app.db.webhook.table import WebhooksTable
+from tests.support.factories import create_delivery, create_message, create_webhook
 from tests.support.fakes import RecordingQueue
 
 
@@ -97,23 +95,9 @@ async def test_an_integrity_error_without_idempotency_key_is_not_answered_with_a
 
 async def failed_message(session: AsyncSession, client_id: str = "client-a") -> tuple[Message, Delivery]:
     """A message whose only delivery attempt failed, written straight into the tables as the worker would."""
-    webhook = await WebhooksTable(session).insert_model(
-        Webhook(client_id=client_id, url="https://example.com/hooks", events=["order.created"], secret="whsec_x")
-    )
-    message = await MessagesTable(session).insert_model(
-        Message(client_id=client_id, event="order.created", payload={}, status=MessageStatus.FAILED)
-    )
-    delivery = await DeliveriesTable(session).insert_model(
-        Delivery(
-            message_id=message.id,
-            webhook_id=webhook.id,
-            attempt=1,
-            status=DeliveryStatus.FAILED,
-            response_status=500,
-            error="HTTP 500",
-            duration_ms=5,
-        )
-    )
+    webhook = await create_webhook(session, client_id=client_id)
+    message = await create_message(session, client_id=client_id, status=MessageStatus.FAILED)
+    delivery = await create_delivery(session, message_id=message.id, webhook_id=webhook.id)
     await session.commit()
     return message, delivery
 
