@@ -14,7 +14,9 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 TEMPLATE_DB = os.environ.get("TEST_TEMPLATE_DB") or f"{Settings().DB_NAME}_test"
 TEST_DB = f"{TEMPLATE_DB}_{_WORKER}" if _WORKER else TEMPLATE_DB
 # A Redis database per worker (15, 14, ...), apart from the one a local development worker consumes.
-TEST_REDIS_DB = 15 - int(_WORKER.removeprefix("gw")) if _WORKER else 15
+# Set TEST_REDIS_DB to another first number to run two suites at once (with TEST_TEMPLATE_DB).
+_FIRST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB") or 15)
+TEST_REDIS_DB = _FIRST_REDIS_DB - int(_WORKER.removeprefix("gw")) if _WORKER else _FIRST_REDIS_DB
 # Long enough for the non-local checks; obviously not a real secret.
 SAFE_SECRET = "s" * 40
 
