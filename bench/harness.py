@@ -108,6 +108,7 @@ class Figures:
     timeouts: int
     rss_mib: float | None  # of the server process, right after the run
     cpu_ms_per_request: float | None  # the server process's CPU time (user + system) over the run
+    pg_sessions_opened: int | None  # new PostgreSQL sessions on the bench's database during the run
     log_lines: dict[str, int] = field(default_factory=dict)  # the server's log lines by level, during the run
     log_samples: list[str] = field(default_factory=list)
 
@@ -287,6 +288,24 @@ def seed(settings: Settings) -> list[str]:
     return asyncio.run(_seed(settings))
 
 
+async def _sessions(settings: Settings) -> int | None:
+    connection = await asyncpg.connect(_dsn(settings, database="postgres"))  # not counted: another database
+    try:
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        count = await connection.fetchval("SELECT sessions FROM pg_stat_database WHERE datname = $1", settings.DB_NAME)
+        return int(count) if count is not None else None
+    finally:
+        await connection.close()
+
+
+def pg_sessions(settings: Settings) -> int | None:
+    """Sessions ever opened on the bench's database (PostgreSQL 14+): a pool that churns connections shows here."""
+    try:
+        return asyncio.run(_sessions(settings))
+    except asyncpg.PostgresError:
+        return None
+
+
 def flush_redis(settings: Settings) -> None:
     """Empty the bench's own Redis database: the rate-limit counters and the Celery queue no worker drains."""
     client = Redis.from_url(settings.redis_url)
@@ -367,12 +386,12 @@ def _log_since(log: Path, offset: int) -> tuple[dict[str, int], list[str]]:
     return dict(levels), samples
 
 
-def measure(wrk: str, server: Server, series: Series, token: str, ids_file: Path) -> Figures:
+def measure(wrk: str, server: Server, series: Series, token: str, ids_file: Path, database: Settings) -> Figures:
     run_wrk(wrk, server.url, series, WARMUP, token, ids_file)  # warm-up: connections, pools, caches
     offset = server.log.stat().st_size
-    cpu_before = server.cpu_seconds()
+    cpu_before, sessions_before = server.cpu_seconds(), pg_sessions(database)
     raw = run_wrk(wrk, server.url, series, DURATION, token, ids_file)
-    cpu_after = server.cpu_seconds()
+    cpu_after, sessions_after = server.cpu_seconds(), pg_sessions(database)
     levels, samples = _log_since(server.log, offset)
     errors, latency = raw["errors"], raw["latency_us"]
     seconds = raw["duration_us"] / 1e6
@@ -395,6 +414,9 @@ def measure(wrk: str, server: Server, series: Series, token: str, ids_file: Path
         timeouts=errors["timeout"],
         rss_mib=server.rss_mib(),
         cpu_ms_per_request=round(cpu, 3) if cpu is not None else None,
+        pg_sessions_opened=None
+        if sessions_before is None or sessions_after is None
+        else sessions_after - sessions_before,
         log_lines=levels,
         log_samples=samples,
     )
@@ -493,8 +515,8 @@ LEGEND = (
 # --- the run -----------------------------------------------------------------------------------
 
 
-def _raise_on_sigterm(signum: int, _: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+def _interrupt(signum: int, _: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def production_settings(secret: str, database: str) -> dict[str, str]:
@@ -514,7 +536,11 @@ def production_settings(secret: str, database: str) -> dict[str, str]:
 
 def main() -> int:
     started = time.monotonic()
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    load_at_start = os.getloadavg() if hasattr(os, "getloadavg") else None  # others' work: the noise to expect
+    # Ctrl-C and SIGTERM both end the run through the clean-up below, even where SIGINT was inherited ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     try:
         wrk = find_wrk()
     except BenchError as exc:
@@ -564,7 +590,8 @@ def main() -> int:
     rows: list[tuple[Series, Figures | None, Figures | None]] = []
     status = 0
     try:
-        print(f"bench: database {bench.DB_NAME}, Redis db {REDIS_DB}, logs in {workdir}", flush=True)
+        load = f", load average {load_at_start[0]:.1f} on {os.cpu_count()} CPUs" if load_at_start else ""
+        print(f"bench: database {bench.DB_NAME}, Redis db {REDIS_DB}, logs in {workdir}{load}", flush=True)
         recreate_database(bench)
         ids = seed(bench)
         ids_file.write_text("\n".join(ids) + "\n")
@@ -588,10 +615,11 @@ def main() -> int:
                     print(f"bench: {server.name} is not running any more; skipped", file=sys.stderr)
                     measured[server.name] = None
                     continue
-                measured[server.name] = figures = measure(wrk, server, series, token, ids_file)
+                measured[server.name] = figures = measure(wrk, server, series, token, ids_file, bench)
                 print(
                     f"  {series.name} c{series.connections} {server.name}: {figures.ok_per_second:.0f} req/s,"
-                    f" p99 {figures.p99_ms:.1f} ms, non-2xx {figures.non_2xx}, sock {figures.socket_errors}"
+                    f" p99 {figures.p99_ms:.1f} ms, non-2xx {figures.non_2xx}, sock {figures.socket_errors},"
+                    f" {figures.cpu_ms_per_request} ms CPU/request, {figures.pg_sessions_opened} new PG sessions"
                     + (f", log {figures.log_lines}" if figures.log_lines else ""),
                     flush=True,
                 )
@@ -610,12 +638,12 @@ def main() -> int:
                     for sample in logged.log_samples:
                         print(f"    {sample}")
         report = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "started": started_at,
             "machine": {
                 "cpus": os.cpu_count(),
                 "platform": platform.platform(),
                 "python": platform.python_version(),
-                "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+                "load_average_at_start": load_at_start,
             },
             "wrk": {"version": wrk_version(wrk), "threads": WRK_THREADS, "timeout_s": WRK_TIMEOUT},
             "seconds": {"warmup": WARMUP, "measured": DURATION, "whole_run": round(elapsed, 1)},
