@@ -61,7 +61,7 @@ case "$command" in
         DATABASE_URL="${DATABASE_URL:-$(database_url)}"
         export DATABASE_URL
         # The runtime image has no pg_dump, and db/schema.sql is maintained in the repo
-        # (make migrate, or the compose "migrate" service), so don't dump it here.
+        # (make migrate, or `docker compose run --rm schema`), so do not dump it here.
         exec dbmate --migrations-dir db/migrations --no-dump-schema --wait up
         ;;
     *)

@@ -198,6 +198,9 @@ def image_size(stack: Stack, image: str) -> int:
 def check_image(stack: Stack) -> None:
     budget_mb = float(os.environ.get("IMAGE_BUDGET_MB") or DEFAULT_IMAGE_BUDGET_MB)
     total = image_size(stack, stack.image)
+    # Some builders keep the base out of the engine's image list: then fetch it to weigh it.
+    if stack.run([stack.engine, "image", "inspect", base_image()], check=False).returncode != 0:
+        stack.run([stack.engine, "pull", base_image()], timeout=600)
     base = image_size(stack, base_image())
     added_mb, total_mb = (total - base) / 1e6, total / 1e6
     say(f"    image {stack.image}: {total_mb:.0f} MB, of which {added_mb:.0f} MB on top of {base_image()}")

@@ -11,6 +11,7 @@ host, with the Standard Webhooks reference library and the secret the API return
 import base64
 import json
 import os
+import signal
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,6 +65,8 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     port = int(os.environ.get("PORT", "9000"))
     server = ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 - a container's only interface
+    # As PID 1 the process ignores SIGTERM unless it handles it: stop at once instead of being killed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sys.stdout.write(f"receiver: listening on :{port}\n")
     sys.stdout.flush()
     server.serve_forever()
