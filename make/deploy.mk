@@ -20,7 +20,9 @@ DEPLOY_STAMP = $(DEPLOY_TOOLS)/.installed
 .PHONY: deploy-check deploy-render
 
 # Created from scratch when the stamp is missing, so an interrupted install is never half reused.
-$(DEPLOY_STAMP): $(DEPLOY_REQUIREMENTS)
+# No prerequisite: the directory name already carries the hash of the pins, and a fresh clone's
+# newer file times must not reinstall it.
+$(DEPLOY_STAMP):
 	@echo "deploy-check: installing the pinned tools into $(DEPLOY_TOOLS) (once per version of $(DEPLOY_REQUIREMENTS))"
 	rm -rf "$(DEPLOY_TOOLS)"
 	$(DEPLOY_PYTHON) -m venv "$(DEPLOY_TOOLS)"
