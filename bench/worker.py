@@ -5,8 +5,8 @@ default concurrency) run as processes of their own, on a database of their own (
 rebuilt from the migrations) and a Redis database of their own (BENCH_WORKER_REDIS_DB, default 13,
 flushed before each case). The webhooks point at `bench/receiver.py`, a separate process whose capacity
 is load-tested at the start of the run. Each case starts a fresh API and worker, warms the worker up,
-registers its webhooks through the API, posts its messages through the API (32 in flight) and polls the
-database until they are done:
+registers its webhooks through the API, posts its messages through the API (32 in flight, each with an
+Idempotency-Key so that a 5xx can be retried) and polls the database until they are done:
 
     a   10 fast webhooks x 200 messages                  done: every message final
     b   the same, the receiver answering after 200 ms    done: every message final
@@ -175,8 +175,8 @@ class Processes:
             self.running.remove(started)
         process = started.process
         if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)  # Celery: warm shutdown, finishing running tasks
+            # The main process only: Celery's warm shutdown lets the pool finish its running tasks.
+            process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=STOP_TIMEOUT)
         # The group too: a pool child could outlive its parent.
@@ -330,7 +330,8 @@ class Result:
     worker_peak_rss_mib: float
     longest_stall_seconds: float  # longest time without a new measured delivery before done
     timeline: list[tuple[float, int, int]]  # about once a second: (seconds, deliveries, attempts)
-    worker_problems: list[str]  # the worker's warning and error lines (the first 20)
+    problem_lines: dict[str, int]  # warning, error and traceback lines in the worker's and the API's log
+    worker_problems: list[str]  # the first 20 of the worker's
     api_problems: list[str]
     load_average: float  # the machine's, over the last minute, at the end (others' work included)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -390,6 +391,7 @@ class Posted:
     first: float  # epoch seconds of the first POST
     last: float  # of the last 202
     retries: int  # POSTs repeated after a 5xx or a connection error
+    failures: list[str]  # why (the first few)
 
 
 async def _post(settings: Settings, api: httpx.AsyncClient, load: Load, event: str = EVENT) -> Posted:
@@ -401,6 +403,7 @@ async def _post(settings: Settings, api: httpx.AsyncClient, load: Load, event: s
     headers = _headers(settings, load.sub)
     numbers = iter(range(load.messages))
     retries = 0
+    failures: list[str] = []
 
     async def sender() -> None:
         nonlocal retries
@@ -422,11 +425,12 @@ async def _post(settings: Settings, api: httpx.AsyncClient, load: Load, event: s
                 if attempt == POST_ATTEMPTS - 1:
                     raise BenchError(f"posting a message, {POST_ATTEMPTS} times: {failure}")
                 retries += 1
+                failures.append(failure)
                 await asyncio.sleep(0.25 * 2**attempt)
 
     started = time.time()
     await asyncio.gather(*(sender() for _ in range(min(IN_FLIGHT, load.messages))))
-    return Posted(started, time.time(), retries)
+    return Posted(started, time.time(), retries, failures[:5])
 
 
 @dataclass(frozen=True)
@@ -623,16 +627,19 @@ async def _measure(
             posting.cancel()
         post_times = (await asyncio.gather(posting, return_exceptions=True))[0]
     memory = Memory.of(worker.process.pid)
-    first_post, last_accept, post_retries = start, start, 0
+    first_post, last_accept, post_retries, post_failures = start, start, 0, []
     if isinstance(post_times, list) and post_times and all(isinstance(p, Posted) for p in post_times):
         first_post = post_times[0].first  # the measured load's first POST
         last_accept = max(p.last for p in post_times)
         post_retries = sum(p.retries for p in post_times)
+        post_failures = [failure for p in post_times for failure in p.failures]
     progress = await _progress(db, case)
     end = finished_at if outcome == "done" and finished_at is not None else time.time()
     seconds = end - first_post
     extra: dict[str, Any] = {}
     extra["post_retries"] = post_retries
+    if post_failures:
+        extra["post_failures"] = post_failures
     extra["attempt_ms_p50_p95_max"] = await _durations(db, case.measured.sub)
     for other in case.loads[1:]:
         extra[f"statuses_of_{other.sub}"] = await _statuses(db, other.sub)
@@ -660,6 +667,7 @@ async def _measure(
         worker_peak_rss_mib=max(peak_rss, memory.rss_mib),
         longest_stall_seconds=round(longest_stall, 1),
         timeline=timeline,
+        problem_lines={"worker": len(worker.problems()), "api": len(api.problems())},
         worker_problems=worker.problems()[:20],
         api_problems=api.problems()[:20],
         load_average=round(os.getloadavg()[0], 2),
@@ -677,9 +685,17 @@ def _print_table(results: list[Result], capacity: float) -> None:
     )
     print(header)
     print("-" * len(header))
+    notes: list[str] = []
     for r in results:
         load = (r.receiver_requests / r.seconds) / capacity * 100 if r.seconds > 0 and capacity else 0.0
         name = f"{r.case:<3}{r.title}" + ("" if r.outcome == "done" else f" [{r.outcome[:20]}]")
+        retried = r.extra.get("post_retries", 0)
+        if retried or any(r.problem_lines.values()):
+            name = f"{name[:47]} *{len(notes) + 1}"
+            notes.append(
+                f"*{len(notes) + 1} case {r.case}: {retried} POSTs retried after a 5xx or a connection error;"
+                f" warning/error lines in the logs: worker {r.problem_lines['worker']}, API {r.problem_lines['api']}"
+            )
         rss = f"{r.worker.rss_mib:.0f} ({r.worker.processes} procs)"
         print(
             f"{name:<50} {r.deliveries:>10} {r.seconds:>8.2f} {r.rate:>8.1f} {r.post_seconds:>7.2f} {capacity:>14.0f}"
@@ -690,6 +706,8 @@ def _print_table(results: list[Result], capacity: float) -> None:
         " 202; rx load: receiver requests/s as a share of its capacity; worker CPU: % of one core, first POST ->"
         " done; worker RSS: summed over its processes at the end; load: 1-minute load average at the end"
     )
+    for note in notes:
+        print(note)
 
 
 def _comparisons(results: list[Result]) -> dict[str, Any]:
@@ -735,7 +753,7 @@ async def bench(settings: Settings, processes: Processes, cases: Sequence[Case])
                 f" {result.longest_stall_seconds} s, CPU % {result.cpu_percent},"
                 f" attempt ms p50/p95/max {result.extra.get('attempt_ms_p50_p95_max')},"
                 f" POSTs retried {result.extra.get('post_retries', '?')},"
-                f" worker warnings/errors {len(result.worker_problems)}",
+                f" warning/error lines: {result.problem_lines}",
                 flush=True,
             )
             for problem in (result.worker_problems + result.api_problems)[:3]:
@@ -779,12 +797,13 @@ def _selected_cases() -> list[Case]:
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (and SIGHUP) like Ctrl-C, so that the processes are stopped either way."""
+    """Ctrl-C, SIGTERM and SIGHUP end the run through the clean-up, even where SIGINT was inherited ignored
+    (a background job of a non-interactive shell)."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
