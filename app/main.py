@@ -24,7 +24,7 @@ from app.core.logging import configure_logging
 from app.core.security import TokenVerifier
 from app.core.sentry import init_sentry
 from app.core.telemetry import configure_telemetry, fastapi_telemetry, instrument_engine
-from app.db.engine import create_engine, create_session_factory
+from app.db.engine import create_engine, create_read_session_factory, create_session_factory
 from app.web.errors import register_exception_handlers
 from app.web.middleware.body_limit import BodyLimitMiddleware
 from app.web.middleware.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
@@ -42,6 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.engine = create_engine(settings)
     instrument_engine(state.engine)
     state.session_factory = create_session_factory(state.engine)
+    state.read_session_factory = create_read_session_factory(state.engine)
     timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS
     state.redis = Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
     state.rate_limiter = RateLimiter(

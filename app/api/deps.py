@@ -16,6 +16,8 @@ from app.core.exceptions import AuthenticationError, PermissionDeniedError, Rate
 from app.core.security import Principal, TokenVerifier
 from app.db.engine import SessionFactory
 
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
 
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
@@ -28,8 +30,15 @@ def get_engine(request: Request) -> AsyncEngine:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, closed (and its connection returned to the pool) when the response is sent."""
-    session_factory: SessionFactory = request.app.state.session_factory
+    """One session per request, closed (and its connection returned to the pool) when the response is sent.
+
+    GET and HEAD are safe methods, which only read: their session runs each statement in autocommit
+    (create_read_session_factory), without a transaction's BEGIN and ROLLBACK around the read.
+    """
+    state = request.app.state
+    session_factory: SessionFactory = (
+        state.read_session_factory if request.method in SAFE_METHODS else state.session_factory
+    )
     async with session_factory() as session:
         yield session
 

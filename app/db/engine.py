@@ -61,3 +61,13 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     # expire_on_commit=False: services return models after commit without lazy reloads.
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_read_session_factory(engine: AsyncEngine) -> SessionFactory:
+    """Sessions whose statements each run in autocommit: no BEGIN and ROLLBACK around a read (two round trips).
+
+    For requests that only read. Under PostgreSQL's READ COMMITTED every statement sees a snapshot of its
+    own, inside a transaction or not, so reads see the same rows either way. Writes made in such a session
+    are committed one statement at a time: never use one for a use case that writes.
+    """
+    return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)

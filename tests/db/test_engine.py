@@ -1,11 +1,11 @@
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.core.config import Settings
 from app.db import engine as engine_module
-from app.db.engine import create_engine
+from app.db.engine import create_engine, create_read_session_factory, create_session_factory
 from tests.support.settings import test_settings
 
 
@@ -68,3 +68,19 @@ async def test_a_connection_in_steady_use_is_not_pinged() -> None:
         assert await _backend_pid(engine) != pid  # and the pool replaced it for the next one
     finally:
         await engine.dispose()
+
+
+async def _in_transaction(session: AsyncSession) -> bool:
+    await session.execute(text("SELECT 1"))
+    raw = await (await session.connection()).get_raw_connection()
+    return bool(raw.driver_connection.is_in_transaction())  # type: ignore[union-attr]
+
+
+async def test_read_sessions_run_without_a_transaction_and_others_within_one(engine: AsyncEngine) -> None:
+    async with create_read_session_factory(engine)() as session:
+        assert await _in_transaction(session) is False
+    async with create_session_factory(engine)() as session:
+        assert await _in_transaction(session) is True
+    # The read sessions' autocommit does not stay on the pooled connection they used.
+    async with create_session_factory(engine)() as session:
+        assert await _in_transaction(session) is True
