@@ -1,5 +1,9 @@
 """The API's dependency providers: what create_app's lifespan built (app.state), typed, as `Annotated` aliases;
-the authenticated client, scopes and the rate limit."""
+the authenticated client, scopes and the rate limit.
+
+Providers that only read app.state are `async def`: FastAPI runs a plain `def` dependency in a worker thread,
+a hop that costs more than the attribute read it wraps.
+"""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
@@ -19,12 +23,12 @@ from app.db.engine import SessionFactory
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
@@ -43,22 +47,22 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
 
-def get_token_verifier(request: Request) -> TokenVerifier:
+async def get_token_verifier(request: Request) -> TokenVerifier:
     verifier: TokenVerifier = request.app.state.token_verifier
     return verifier
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
-def get_target_guard(request: Request) -> TargetGuard:
+async def get_target_guard(request: Request) -> TargetGuard:
     guard: TargetGuard = request.app.state.target_guard
     return guard
 
