@@ -34,7 +34,7 @@ async def get_engine(request: Request) -> AsyncEngine:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, closed (and its connection returned to the pool) when the response is sent.
+    """One session per request, closed (and its connection returned to the pool) before the response is sent.
 
     GET and HEAD are safe methods, which only read: their session runs each statement in autocommit
     (create_read_session_factory), without a transaction's BEGIN and ROLLBACK around the read.
@@ -69,7 +69,9 @@ async def get_target_guard(request: Request) -> TargetGuard:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the session closes (its connection back in the pool) once the endpoint has returned and its
+# response is built, not after it has been sent; services return response models, never rows still to load.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 TargetGuardDep = Annotated[TargetGuard, Depends(get_target_guard)]
 
