@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api.health.points import router as health_router
+from app.api.messaging.handoff import HandOffQueue
 from app.api.router import api_router
 from app.clients.jwks import JwksClient
 from app.clients.rate_limiter import RateLimiter
@@ -49,7 +50,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.redis, settings.RATE_LIMIT_PER_MINUTE, fail_open=settings.RATE_LIMIT_FAIL_OPEN
     )
     state.target_guard = TargetGuard(allow_private=settings.allow_private_webhook_targets)
-    state.delivery_queue = CeleryDeliveryQueue(create_celery_app(settings))
+    # Handed off, never awaited by the request: a message is committed before it is published (handoff.py).
+    state.delivery_queue = HandOffQueue(CeleryDeliveryQueue(create_celery_app(settings)))
     try:
         async with httpx.AsyncClient() as http_client:
             jwks = None
@@ -58,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             state.token_verifier = TokenVerifier(settings, jwks)
             yield
     finally:
+        await state.delivery_queue.aclose()
         await state.redis.aclose()
         await state.engine.dispose()
 
