@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api.health.points import router as health_router
+from app.api.messaging.handoff import HandOffQueue
 from app.api.router import api_router
 from app.clients.jwks import JwksClient
 from app.clients.rate_limiter import RateLimiter
@@ -24,7 +25,7 @@ from app.core.logging import configure_logging
 from app.core.security import TokenVerifier
 from app.core.sentry import init_sentry
 from app.core.telemetry import configure_telemetry, fastapi_telemetry, instrument_engine
-from app.db.engine import create_engine, create_session_factory
+from app.db.engine import create_engine, create_read_session_factory, create_session_factory
 from app.web.errors import register_exception_handlers
 from app.web.middleware.body_limit import BodyLimitMiddleware
 from app.web.middleware.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
@@ -42,13 +43,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.engine = create_engine(settings)
     instrument_engine(state.engine)
     state.session_factory = create_session_factory(state.engine)
+    state.read_session_factory = create_read_session_factory(state.engine)
     timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS
     state.redis = Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
     state.rate_limiter = RateLimiter(
         state.redis, settings.RATE_LIMIT_PER_MINUTE, fail_open=settings.RATE_LIMIT_FAIL_OPEN
     )
     state.target_guard = TargetGuard(allow_private=settings.allow_private_webhook_targets)
-    state.delivery_queue = CeleryDeliveryQueue(create_celery_app(settings))
+    # Handed off, never awaited by the request: a message is committed before it is published (handoff.py).
+    state.delivery_queue = HandOffQueue(CeleryDeliveryQueue(create_celery_app(settings)))
     try:
         async with httpx.AsyncClient() as http_client:
             jwks = None
@@ -57,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             state.token_verifier = TokenVerifier(settings, jwks)
             yield
     finally:
+        await state.delivery_queue.aclose()
         await state.redis.aclose()
         await state.engine.dispose()
 

@@ -1,5 +1,9 @@
 """The API's dependency providers: what create_app's lifespan built (app.state), typed, as `Annotated` aliases;
-the authenticated client, scopes and the rate limit."""
+the authenticated client, scopes and the rate limit.
+
+Providers that only read app.state are `async def`: FastAPI runs a plain `def` dependency in a worker thread,
+a hop that costs more than the attribute read it wraps.
+"""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
@@ -16,47 +20,58 @@ from app.core.exceptions import AuthenticationError, PermissionDeniedError, Rate
 from app.core.security import Principal, TokenVerifier
 from app.db.engine import SessionFactory
 
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, closed (and its connection returned to the pool) when the response is sent."""
-    session_factory: SessionFactory = request.app.state.session_factory
+    """One session per request, closed (and its connection returned to the pool) before the response is sent.
+
+    GET and HEAD are safe methods, which only read: their session runs each statement in autocommit
+    (create_read_session_factory), without a transaction's BEGIN and ROLLBACK around the read.
+    """
+    state = request.app.state
+    session_factory: SessionFactory = (
+        state.read_session_factory if request.method in SAFE_METHODS else state.session_factory
+    )
     async with session_factory() as session:
         yield session
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
 
-def get_token_verifier(request: Request) -> TokenVerifier:
+async def get_token_verifier(request: Request) -> TokenVerifier:
     verifier: TokenVerifier = request.app.state.token_verifier
     return verifier
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
-def get_target_guard(request: Request) -> TargetGuard:
+async def get_target_guard(request: Request) -> TargetGuard:
     guard: TargetGuard = request.app.state.target_guard
     return guard
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the session closes (its connection back in the pool) once the endpoint has returned and its
+# response is built, not after it has been sent; services return response models, never rows still to load.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 TargetGuardDep = Annotated[TargetGuard, Depends(get_target_guard)]
 

@@ -15,6 +15,16 @@ WINDOW_SECONDS = 60
 KEY_PREFIX = "ratelimit"
 # While Redis is down every request would log it; say so at most this often per process.
 UNAVAILABLE_WARNING_INTERVAL_SECONDS = 60.0
+# The count and its expiry in one command: a script runs atomically, so no key can live forever, and it is one
+# round trip with one reply (a MULTI/INCR/EXPIRE/EXEC pipeline has four replies to parse: twice the client CPU).
+# redis-py sends it by its SHA1 (EVALSHA) and loads it again itself should Redis have lost it.
+COUNT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class RateLimiter:
         self.window_seconds = window_seconds
         self.clock = clock
         self._warned_at = float("-inf")
+        self._count = redis.register_script(COUNT_SCRIPT)  # no I/O until the first call
 
     async def hit(self, client: str) -> RateLimitStatus | None:
         """Count a request of `client`. None if Redis is unavailable and the limiter fails open."""
@@ -59,11 +70,7 @@ class RateLimiter:
         window_start = int(now // self.window_seconds) * self.window_seconds
         key = f"{KEY_PREFIX}:{client}:{window_start}"
         try:
-            # MULTI/EXEC: the count and its expiry are set together, so no key can live forever.
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, self.window_seconds)
-                count, _ = await pipe.execute()
+            count = int(await self._count(keys=[key], args=[self.window_seconds]))
         except (RedisError, OSError) as exc:
             self._unavailable(exc)
             return None

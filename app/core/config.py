@@ -42,9 +42,10 @@ class Settings(BaseSettings):
     DB_NAME: str = "app"
     DB_USERNAME: str = "postgres"
     DB_PASSWORD: SecretStr = SecretStr("")
-    DB_POOL_SIZE: int = Field(default=5, ge=1)
-    DB_MAX_OVERFLOW: int = Field(default=10, ge=0)
-    DB_POOL_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    # Per process (API worker or Celery worker process); sized in the README's "Performance" section.
+    DB_POOL_SIZE: int = Field(default=10, ge=1)
+    DB_MAX_OVERFLOW: int = Field(default=0, ge=0)
+    DB_POOL_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
 
     # Redis
     REDIS_HOST: str = "localhost"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Table, delete, func, inspect, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, func, inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstanceState
 from sqlmodel import SQLModel
@@ -29,6 +29,11 @@ DEFAULT_MAX_ROWS = 1000
 SOFT_DELETE_COLUMN = "deleted_at"
 UPDATED_AT_COLUMN = "updated_at"
 CREATED_AT_COLUMN = "created_at"
+
+
+# first_by's statements per table, filter names and include_deleted (app code spells a handful of each).
+_first_by_statements: dict[tuple[type[SQLModel], tuple[str, ...], bool], Select[Any]] = {}
+_FILTER_PARAMETER = "filter_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +72,13 @@ class BaseTable(Generic[ModelT]):
     async def first_by(
         self, *where: ColumnElement[bool], include_deleted: bool = False, **filters: Any
     ) -> ModelT | None:
-        statement = select(self.model).where(*self._conditions(where, filters, include_deleted)).limit(1)
-        return (await self.session.scalars(statement)).first()
+        if where:
+            statement = select(self.model).where(*self._conditions(where, filters, include_deleted)).limit(1)
+            return (await self.session.scalars(statement)).first()
+        given = {name: value for name, value in filters.items() if value is not None}
+        statement = self._first_by_statement(tuple(sorted(given)), include_deleted)
+        parameters = {_FILTER_PARAMETER + name: value for name, value in given.items()}
+        return (await self.session.scalars(statement, parameters)).first()
 
     async def all(self, *, limit: int = DEFAULT_MAX_ROWS, include_deleted: bool = False) -> list[ModelT]:
         return await self.all_by(limit=limit, include_deleted=include_deleted)
@@ -184,6 +194,17 @@ class BaseTable(Generic[ModelT]):
         unloaded = state.unloaded & set(self._table.c.keys())
         if unloaded:
             await self.session.refresh(model, attribute_names=sorted(unloaded))
+
+    def _first_by_statement(self, names: tuple[str, ...], include_deleted: bool) -> Select[tuple[ModelT]]:
+        """first_by's SELECT for keyword filters `names`, built once: building one costs more Python than
+        running it (each comparison types its bind parameter); a statement reused also keeps its cache key."""
+        key = (self.model, names, include_deleted)
+        statement = _first_by_statements.get(key)
+        if statement is None:
+            equal: dict[str, Any] = {name: bindparam(_FILTER_PARAMETER + name) for name in names}
+            statement = select(self.model).where(*self._conditions((), equal, include_deleted)).limit(1)
+            _first_by_statements[key] = statement
+        return statement
 
     def _conditions(
         self, where: Sequence[ColumnElement[bool]], filters: Mapping[str, Any], include_deleted: bool

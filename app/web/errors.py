@@ -4,11 +4,15 @@ Errors nobody expected are not handled here: the request-context middleware is t
 (it logs once, with the request id, and answers a 500 problem).
 """
 
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
+from loguru import logger
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import compile_path
@@ -70,9 +74,35 @@ async def validation_error_handler(_: Request, exc: Exception) -> Response:
     return problem_response(422, f"Request validation failed: {summary}", errors=errors)
 
 
+# A saturated pool frees up within moments; the log says so at most this often per app.
+POOL_TIMEOUT_RETRY_AFTER_SECONDS = 1
+POOL_TIMEOUT_WARNING_INTERVAL_SECONDS = 60.0
+
+
+def pool_timeout_handler() -> Callable[[Request, Exception], Awaitable[Response]]:
+    """503 for a request that got no database connection within DB_POOL_TIMEOUT_SECONDS: the database is busy
+    serving others, so the client should come back shortly (Retry-After), instead of waiting on."""
+    warned_at = float("-inf")
+
+    async def handler(_: Request, exc: Exception) -> Response:
+        nonlocal warned_at
+        assert isinstance(exc, PoolTimeoutError)
+        if time.monotonic() - warned_at >= POOL_TIMEOUT_WARNING_INTERVAL_SECONDS:
+            warned_at = time.monotonic()
+            logger.warning("No database connection free in time, answering 503 (DB_POOL_*): {}", exc)
+        return problem_response(
+            503,
+            "Every database connection is busy; retry shortly.",
+            headers={"Retry-After": str(POOL_TIMEOUT_RETRY_AFTER_SECONDS)},
+        )
+
+    return handler
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     """Render every expected error as a problem, and declare the problem schemas in the app's OpenAPI."""
     app.add_exception_handler(AppError, app_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(PoolTimeoutError, pool_timeout_handler())
     install_problem_schemas(app)

@@ -11,6 +11,7 @@ from app.worker.tasks import PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK, regis
 
 # The task message header that carries the X-Request-ID of the API request that enqueued the task.
 REQUEST_ID_TASK_HEADER = "request_id"
+BROKER_SOCKET_TIMEOUT_SECONDS = 5.0
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -31,7 +32,13 @@ def create_celery_app(settings: Settings) -> Celery:
         task_time_limit=settings.CELERY_TASK_TIME_LIMIT_SECONDS,
         task_soft_time_limit=max(1, settings.CELERY_TASK_TIME_LIMIT_SECONDS - 10),
         # Retries are delayed tasks; Redis must not hand them to another worker before they are due.
-        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": settings.celery_visibility_timeout,
+            # Without a socket timeout a publish to a broker that stopped answering (failover, a dropped NAT
+            # entry) waits forever. Above the consumer's 1 s BRPOP timeout, so an idle worker is not affected.
+            "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+            "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+        },
         broker_connection_retry_on_startup=True,
         # The API publishes inline; with Redis down it should give up fast (the message stays pending).
         broker_connection_timeout=2,

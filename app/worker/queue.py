@@ -1,7 +1,10 @@
 """The messaging services' DeliveryQueue (app/api/messaging/queue.py), backed by Celery."""
 
 import asyncio
+import contextvars
+import functools
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from celery import Celery
 
@@ -11,6 +14,9 @@ from app.worker.tasks import FAN_OUT_TASK, RETRY_TASK
 class CeleryDeliveryQueue:
     def __init__(self, celery_app: Celery) -> None:
         self.celery_app = celery_app
+        # Publishing is blocking I/O: off the event loop, in a thread of its own, so that a stalled broker
+        # holds up only publishes, never the loop's default executor (DNS lookups, other to_thread calls).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="celery-publish")
 
     async def fan_out(self, message_id: uuid.UUID) -> None:
         await self._publish(FAN_OUT_TASK, [str(message_id)])
@@ -21,5 +27,6 @@ class CeleryDeliveryQueue:
         await self._publish(RETRY_TASK, [str(message_id), str(webhook_id), attempt, last_attempt], countdown=delay)
 
     async def _publish(self, task: str, args: list[object], countdown: float | None = None) -> None:
-        # Publishing is blocking I/O: keep it off the event loop.
-        await asyncio.to_thread(self.celery_app.send_task, task, args=args, countdown=countdown)
+        # In the caller's context, as asyncio.to_thread would: the request id and trace reach the task headers.
+        send = functools.partial(self.celery_app.send_task, task, args=args, countdown=countdown)
+        await asyncio.get_running_loop().run_in_executor(self._executor, contextvars.copy_context().run, send)

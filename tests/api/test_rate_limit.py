@@ -144,6 +144,19 @@ async def test_the_count_lives_in_redis_and_expires_with_its_window(
     assert 0 < ttl <= 60
 
 
+async def test_a_redis_that_lost_the_counting_script_gets_it_again(
+    limited: tuple[FastAPI, httpx.AsyncClient], bearer: Callable[[str], dict[str, str]], sub: str
+) -> None:
+    app, client = limited
+    await client.get("/api/v1/me", headers=bearer(sub))
+    limiter_of(app)._count.sha = "0" * 40  # as after a Redis restart: EVALSHA answers NOSCRIPT
+
+    response = await client.get("/api/v1/me", headers=bearer(sub))
+
+    assert response.status_code == 200, response.text
+    assert response.headers["RateLimit-Remaining"] == str(LIMIT - 2)
+
+
 @pytest.fixture
 def warnings() -> Iterator[list[str]]:
     messages: list[str] = []

@@ -126,6 +126,19 @@ async def test_a_keyword_filter_of_none_adds_no_condition(widgets: WidgetsTable)
     assert await widgets.all_count(col(Widget.colour).is_(None), colour=None) == 1
 
 
+async def test_first_by_with_keywords_builds_its_statement_once_and_binds_each_call_s_values(
+    widgets: WidgetsTable, statements: list[str]
+) -> None:
+    await widgets.insert_model(Widget(name="a", colour="red"))
+    await widgets.insert_model(Widget(name="b", colour="blue"))
+
+    found = [await widgets.first_by(colour=colour, name=None) for colour in ("red", "blue", "green")]
+
+    assert [widget.name if widget else None for widget in found] == ["a", "b", None]
+    assert widgets._first_by_statement(("colour",), False) is widgets._first_by_statement(("colour",), False)
+    assert len(set(statements[-3:])) == 1  # the same SQL each time, only the bound values differ
+
+
 async def test_unknown_filter_column_raises(widgets: WidgetsTable) -> None:
     with pytest.raises(ValueError, match="no column 'colur'"):
         await widgets.first_by(colur="red")

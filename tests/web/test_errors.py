@@ -1,12 +1,16 @@
 """Every error is an RFC 9457 problem with the request id; a 500 reveals nothing of the failure."""
 
+import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
+from sqlalchemy import text
 
+from app.core.config import Settings
 from app.core.exceptions import (
     AppError,
     ConflictError,
@@ -18,6 +22,7 @@ from app.core.exceptions import (
 from app.web.middleware.request_context import UNEXPECTED_ERROR_DETAIL
 from tests.support.apps import build_app, serve
 from tests.support.problems import assert_problem
+from tests.support.tokens import bearer
 
 SECRET_DETAIL = "password=hunter2 at db.internal:5432"
 
@@ -189,3 +194,22 @@ async def test_a_domain_error_about_a_field_names_where_the_request_carried_it(
     assert in_query["errors"] == [{"loc": ["query", "cursor"], "msg": "That cursor is wrong.", "type": "value_error"}]
     assert in_body["errors"] == [{"loc": ["body", "url"], "msg": "That url is wrong.", "type": "value_error"}]
     assert in_body["detail"] == "That url is wrong."
+
+
+async def test_a_request_that_gets_no_database_connection_in_time_is_503_with_retry_after(
+    settings: Settings,
+) -> None:
+    app = build_app(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT_SECONDS=0.2)
+    path = f"/api/v1/messages/{uuid.uuid4()}"
+    async with serve(app) as client:
+        async with app.state.engine.connect() as held:  # the pool's only connection, busy elsewhere
+            await held.execute(text("SELECT 1"))
+            started = time.monotonic()
+            response = await client.get(path, headers=bearer(settings))
+            waited = time.monotonic() - started
+
+        body = assert_problem(response, 503)
+        assert response.headers["retry-after"] == "1"
+        assert "database connection" in body["detail"]
+        assert waited < 2  # the pool timeout, not a hang
+        assert_problem(await client.get(path, headers=bearer(settings)), 404)  # served again once one is free

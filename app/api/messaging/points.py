@@ -31,7 +31,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-def get_delivery_queue(request: Request) -> DeliveryQueue:
+async def get_delivery_queue(request: Request) -> DeliveryQueue:
     """The queue the lifespan built (Celery in production; tests install a recording one)."""
     queue: DeliveryQueue = request.app.state.delivery_queue
     return queue
@@ -40,7 +40,9 @@ def get_delivery_queue(request: Request) -> DeliveryQueue:
 DeliveryQueueDep = Annotated[DeliveryQueue, Depends(get_delivery_queue)]
 
 
-def get_messaging_service(session: SessionDep, settings: SettingsDep, queue: DeliveryQueueDep) -> MessagingService:
+async def get_messaging_service(
+    session: SessionDep, settings: SettingsDep, queue: DeliveryQueueDep
+) -> MessagingService:
     return MessagingService(session, queue, settings.WEBHOOK_MAX_ATTEMPTS)
 
 

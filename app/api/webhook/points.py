@@ -15,7 +15,7 @@ Reader = Annotated[Principal, Depends(require_scopes("webhooks:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("webhooks:write"))]
 
 
-def get_webhook_service(session: SessionDep, targets: TargetGuardDep) -> WebhookService:
+async def get_webhook_service(session: SessionDep, targets: TargetGuardDep) -> WebhookService:
     return WebhookService(session, targets)
 
 

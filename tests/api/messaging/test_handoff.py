@@ -1,0 +1,154 @@
+"""The API hands each publish off: a request never waits for the broker, a hung broker costs it nothing, and
+whatever could not be published stays pending for housekeeping to re-queue."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.messaging.handoff import HandOffQueue
+from app.api.messaging.points import get_delivery_queue
+from app.core.context import get_request_id, request_id_var
+from app.db.message.model import Message, MessageStatus
+from app.worker.celery_app import create_celery_app
+from app.worker.queue import CeleryDeliveryQueue
+from tests.support.fakes import BrokenQueue, RecordingQueue
+from tests.support.ports import silent_server
+from tests.support.settings import test_settings
+
+
+class GatedQueue(RecordingQueue):
+    """Publishes only once `gate` is set (a slow broker); records the request id each publish ran under."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.request_ids: list[str | None] = []
+
+    async def fan_out(self, message_id: uuid.UUID) -> None:
+        await self.gate.wait()
+        self.request_ids.append(get_request_id())
+        await super().fan_out(message_id)
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    messages: list[str] = []
+    handler_id = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING", format="{message}")
+    yield messages
+    logger.remove(handler_id)
+
+
+async def test_the_caller_goes_on_while_the_publish_runs_in_its_context() -> None:
+    inner = GatedQueue()
+    queue = HandOffQueue(inner, deadline=5)
+    message_id = uuid.uuid4()
+    token = request_id_var.set("req-handoff")
+    try:
+        await queue.fan_out(message_id)
+    finally:
+        request_id_var.reset(token)
+
+    assert inner.fan_outs == []  # handed off, not awaited
+    assert queue.pending == 1
+    inner.gate.set()
+    await queue.aclose()
+    assert inner.fan_outs == [message_id]
+    assert inner.request_ids == ["req-handoff"]
+    assert queue.pending == 0
+
+
+async def test_a_publish_past_its_deadline_is_abandoned_and_logged(warnings: list[str]) -> None:
+    inner = GatedQueue()  # the gate never opens: a broker that never answers
+    queue = HandOffQueue(inner, deadline=0.05)
+    message_id = uuid.uuid4()
+
+    await queue.fan_out(message_id)
+    await asyncio.sleep(0.3)
+
+    assert queue.pending == 0
+    assert inner.fan_outs == []
+    assert len(warnings) == 1
+    assert f"Could not enqueue message {message_id}" in warnings[0]
+    assert "within 0.05 s" in warnings[0]
+
+
+async def test_failures_are_logged_once_a_minute_with_a_count(warnings: list[str]) -> None:
+    broken = BrokenQueue()
+    queue = HandOffQueue(broken, deadline=1)
+
+    for _ in range(3):
+        await queue.fan_out(uuid.uuid4())
+    await queue.retry(uuid.uuid4(), uuid.uuid4(), 2, 5, 0)
+    await queue.aclose()
+
+    assert len(broken.fan_outs) == 3
+    assert len(broken.retries) == 1
+    assert len(warnings) == 1
+    assert "Connection refused" in warnings[0]
+
+
+async def test_beyond_max_pending_publishes_are_left_to_housekeeping(warnings: list[str]) -> None:
+    inner = GatedQueue()
+    queue = HandOffQueue(inner, deadline=5, max_pending=2)
+    ids = [uuid.uuid4() for _ in range(3)]
+
+    for message_id in ids:
+        await queue.fan_out(message_id)
+
+    assert queue.pending == 2
+    assert "2 publishes are already waiting" in warnings[0]
+    inner.gate.set()
+    await queue.aclose()
+    assert inner.fan_outs == ids[:2]
+
+
+async def test_at_shutdown_unfinished_publishes_are_cancelled_after_the_deadline() -> None:
+    queue = HandOffQueue(GatedQueue(), deadline=0.1)
+    await queue.fan_out(uuid.uuid4())
+
+    started = time.monotonic()
+    await queue.aclose()
+
+    assert time.monotonic() - started < 1
+    assert queue.pending == 0
+
+
+async def test_the_app_hands_its_publishes_off(app: FastAPI) -> None:
+    assert isinstance(app.state.delivery_queue, HandOffQueue)
+    assert isinstance(app.state.delivery_queue.queue, CeleryDeliveryQueue)
+
+
+async def test_with_the_broker_hung_a_post_answers_at_once_and_the_message_stays_pending(
+    app: FastAPI, client: httpx.AsyncClient, auth_headers: dict[str, str], db_session: AsyncSession
+) -> None:
+    with silent_server() as port:
+        # The real Celery publisher, against a Redis that accepts connections and never answers.
+        hung = HandOffQueue(CeleryDeliveryQueue(create_celery_app(test_settings(REDIS_PORT=port))), deadline=0.5)
+        app.dependency_overrides[get_delivery_queue] = lambda: hung
+
+        started = time.monotonic()
+        responses: list[Any] = [
+            await client.post(
+                "/api/v1/messages", json={"event": "order.created", "payload": {"n": n}}, headers=auth_headers
+            )
+            for n in range(3)
+        ]
+        answered_in = time.monotonic() - started
+        assert hung.pending == 3
+        await asyncio.sleep(0.8)  # past the deadline
+        assert hung.pending == 0
+
+    assert [response.status_code for response in responses] == [202, 202, 202]
+    assert answered_in < 1.5  # no request waited for the broker
+    for response in responses:
+        message = await db_session.get(Message, uuid.UUID(response.json()["id"]))
+        assert message is not None
+        assert message.status == MessageStatus.PENDING  # housekeeping re-queues it
