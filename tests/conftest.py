@@ -1,5 +1,6 @@
 """Fixtures every folder shares: the suite's settings and database (one rolled-back transaction per test),
-the app and a client for it, tokens, the local HTTP receiver, in-memory spans and a JWKS provider."""
+the app and a client for it, tokens, the local HTTP receiver, a silent server, in-memory spans and a JWKS
+provider."""
 
 from collections.abc import AsyncIterator, Iterator
 
@@ -21,6 +22,7 @@ from tests.support.database import clone, recreate_migrated
 from tests.support.jwks_provider import JwksServer, SigningKey, ec_signing_key, rsa_signing_key
 from tests.support.receiver import Receiver, running_receiver
 from tests.support.settings import TEMPLATE_DB, test_settings
+from tests.support.silent import silent_server
 from tests.support.sql import recorded_statements
 from tests.support.tokens import HeadersFactory, bearer
 
@@ -115,6 +117,13 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
 def webhook_client(http_client: httpx.AsyncClient) -> WebhookClient:
     """The webhook client, allowed to call the local receiver."""
     return WebhookClient(http_client, TargetGuard(allow_private=True))
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A local port that accepts connections and never answers (a hung Redis or PostgreSQL)."""
+    with silent_server() as port:
+        yield port
 
 
 @pytest.fixture
