@@ -13,7 +13,7 @@ set -eu
 # dbmate wants a URL; the app has separate DB_* settings. Build it from them the way
 # Settings.dbmate_url does (same defaults, user and password percent-encoded), without importing
 # the app: a migration job should not need the API's other settings. Set DATABASE_URL to
-# override it, e.g. for sslmode=require against a managed database.
+# override it, e.g. for sslmode=require against a managed database (keep a lock_timeout in it).
 database_url() {
     python -c '
 import os
@@ -24,7 +24,8 @@ auth = quote(env("DB_USERNAME", "postgres"), safe="")
 if env("DB_PASSWORD"):
     auth += ":" + quote(env("DB_PASSWORD"), safe="")
 host, port, name = env("DB_HOST", "localhost"), env("DB_PORT", "5432"), env("DB_NAME", "app")
-print(f"postgres://{auth}@{host}:{port}/{name}?sslmode=disable")
+lock_timeout = round(float(env("DB_MIGRATION_LOCK_TIMEOUT_SECONDS", "5")) * 1000)
+print(f"postgres://{auth}@{host}:{port}/{name}?sslmode=disable&lock_timeout={lock_timeout}")
 '
 }
 

@@ -30,11 +30,18 @@ def create_celery_app(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_time_limit=settings.CELERY_TASK_TIME_LIMIT_SECONDS,
         task_soft_time_limit=max(1, settings.CELERY_TASK_TIME_LIMIT_SECONDS - 10),
-        # Retries are delayed tasks; Redis must not hand them to another worker before they are due.
-        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
+        broker_transport_options={
+            # Retries are delayed tasks; Redis must not hand them to another worker before they are due.
+            "visibility_timeout": settings.celery_visibility_timeout,
+            # The only way to give kombu's Redis sockets deadlines (broker_connection_timeout does not reach
+            # them): without these, a Redis that accepts connections and never answers hangs a publish in the
+            # API and the consumer in the worker for good.
+            "socket_connect_timeout": settings.BROKER_CONNECT_TIMEOUT_SECONDS,
+            "socket_timeout": settings.BROKER_SOCKET_TIMEOUT_SECONDS,
+        },
         broker_connection_retry_on_startup=True,
         # The API publishes inline; with Redis down it should give up fast (the message stays pending).
-        broker_connection_timeout=2,
+        broker_connection_timeout=settings.BROKER_CONNECT_TIMEOUT_SECONDS,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         timezone="UTC",
         enable_utc=True,

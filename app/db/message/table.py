@@ -15,7 +15,8 @@ class MessagesTable(BaseTable[Message]):
 
     async def lock(self, id: uuid.UUID, *, client_id: str | None = None) -> Message | None:
         """The message (of `client_id`, if given), locked until the transaction ends: changes to its
-        status and delivery records are made one at a time."""
+        status and delivery records are made one at a time. Waits for another holder of the lock at most the
+        connection's lock_timeout (app/db/engine.py), then fails as lock_not_available."""
         statement = select(Message).where(col(Message.id) == id)
         if client_id is not None:
             statement = statement.where(col(Message.client_id) == client_id)
