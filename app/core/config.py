@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     WEBHOOK_RETRY_AFTER_MAX_SECONDS: float = Field(default=300.0, gt=0)
     WEBHOOK_ALLOW_PRIVATE_TARGETS: bool | None = None
     MESSAGE_REQUEUE_AFTER_SECONDS: int = Field(default=60, ge=1)
+    # Endpoint health: a webhook whose every attempt has failed for this long is disabled (410 Gone: at once).
+    WEBHOOK_DISABLE_AFTER_FAILING_DAYS: float = Field(default=5.0, gt=0)
     DELIVERY_RETENTION_DAYS: int = Field(default=30, ge=1)
 
     # Celery

@@ -44,7 +44,12 @@ async def get_webhook(webhook_id: uuid.UUID, client: Reader, service: WebhookSer
 async def update_webhook(
     webhook_id: uuid.UUID, data: WebhookUpdate, client: Writer, service: WebhookServiceDep
 ) -> WebhookRead:
-    """Change the URL, events, description or active flag; fields not sent are left alone."""
+    """Change the URL, events, description or active flag; fields not sent are left alone.
+
+    `{"active": true}` brings back a webhook that the service disabled (410 Gone, or failing for days) or the
+    client turned off: it receives new messages again, and the ones recorded as not sent meanwhile can be
+    re-sent with `POST /messages/{id}/redeliver`.
+    """
     return await service.update(client.sub, webhook_id, data)
 
 
