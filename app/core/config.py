@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     # Endpoint health: a webhook whose every attempt has failed for this long is disabled (410 Gone: at once).
     WEBHOOK_DISABLE_AFTER_FAILING_DAYS: float = Field(default=5.0, gt=0)
     DELIVERY_RETENTION_DAYS: int = Field(default=30, ge=1)
+    # Retention: finished messages (delivered, failed, partially_failed) last changed longer ago are deleted,
+    # their deliveries with them. An Idempotency-Key answers with its message for this long, then is free.
+    MESSAGE_RETENTION_DAYS: int = Field(default=30, ge=1)
+    IDEMPOTENCY_KEY_TTL_HOURS: float = Field(default=24.0, gt=0)
 
     # Celery
     CELERY_TASK_TIME_LIMIT_SECONDS: int = Field(default=120, ge=1)

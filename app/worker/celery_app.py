@@ -7,7 +7,7 @@ from celery.signals import before_task_publish
 
 from app.core.config import Settings
 from app.core.context import get_request_id
-from app.worker.tasks import PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK, register_tasks
+from app.worker.tasks import PURGE_DELIVERIES_TASK, PURGE_MESSAGES_TASK, REQUEUE_STRANDED_TASK, register_tasks
 
 # The task message header that carries the X-Request-ID of the API request that enqueued the task.
 REQUEST_ID_TASK_HEADER = "request_id"
@@ -50,7 +50,12 @@ def create_celery_app(settings: Settings) -> Celery:
                 "task": REQUEUE_STRANDED_TASK,
                 "schedule": settings.CELERY_HOUSEKEEPING_INTERVAL_SECONDS,
             },
-            "purge-deliveries": {"task": PURGE_DELIVERIES_TASK, "schedule": 3600.0},
+            # One bounded batch per run (a backlog is worked off run by run), so they run as often.
+            "purge-deliveries": {
+                "task": PURGE_DELIVERIES_TASK,
+                "schedule": settings.CELERY_HOUSEKEEPING_INTERVAL_SECONDS,
+            },
+            "purge-messages": {"task": PURGE_MESSAGES_TASK, "schedule": settings.CELERY_HOUSEKEEPING_INTERVAL_SECONDS},
         },
     )
     register_tasks(celery_app)

@@ -123,17 +123,28 @@ class DeliveryService:
         return len(message_ids) + len(retries)
 
     async def purge_deliveries(self) -> int:
-        """Delete delivery rows older than the retention period, in bounded batches; returns how many."""
+        """Delete one batch of delivery rows older than the retention period; returns how many.
+
+        One batch per run (beat runs it every housekeeping interval), never a loop: a backlog is worked off
+        over the next runs, and no run can outlive the task's time limit.
+        """
         cutoff = utcnow() - self.policy.retention
-        purged = 0
-        while True:
-            deleted = await self.deliveries.purge_created_before(cutoff, self.policy.purge_batch)
-            await self.session.commit()  # one short transaction per batch
-            purged += deleted
-            if deleted < self.policy.purge_batch:
-                break
+        purged = await self.deliveries.purge_created_before(cutoff, self.policy.purge_batch)
+        await self.session.commit()
         if purged:
             logger.info("Purged {} delivery rows", purged)
+        return purged
+
+    async def purge_messages(self) -> int:
+        """Delete one batch of finished messages past their retention, with their deliveries; returns how many.
+
+        One batch per run, like purge_deliveries. Pending and delivering messages are never purged.
+        """
+        cutoff = utcnow() - self.policy.message_retention
+        purged = await self.messages.purge_finished_before(cutoff, self.policy.message_purge_batch)
+        await self.session.commit()
+        if purged:
+            logger.info("Purged {} finished messages", purged)
         return purged
 
     async def _judge_endpoints(self, recorded: list[AttemptResult]) -> None:

@@ -1,4 +1,5 @@
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, status
@@ -26,7 +27,8 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="Retry-safe creation: the same key returns the first message instead of a new one.",
+        description="Retry-safe creation: for IDEMPOTENCY_KEY_TTL_HOURS (default 24) after the first request, "
+        "the same key answers with the message it created instead of a new one; after that the key is free again.",
     ),
 ]
 
@@ -41,7 +43,8 @@ DeliveryQueueDep = Annotated[DeliveryQueue, Depends(get_delivery_queue)]
 
 
 def get_messaging_service(session: SessionDep, settings: SettingsDep, queue: DeliveryQueueDep) -> MessagingService:
-    return MessagingService(session, queue, settings.WEBHOOK_MAX_ATTEMPTS)
+    key_ttl = timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    return MessagingService(session, queue, settings.WEBHOOK_MAX_ATTEMPTS, key_ttl)
 
 
 MessagingServiceDep = Annotated[MessagingService, Depends(get_messaging_service)]

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import uuid
+from datetime import timedelta
 
 from loguru import logger
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,7 @@ from app.db.message.model import Message, MessageStatus
 from app.db.message.table import MessagesTable
 
 IN_FLIGHT = (MessageStatus.PENDING, MessageStatus.DELIVERING)
+DEFAULT_IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
 
 
 def request_hash(data: MessageCreate) -> str:
@@ -28,10 +30,17 @@ def request_hash(data: MessageCreate) -> str:
 
 
 class MessagingService:
-    def __init__(self, session: AsyncSession, queue: DeliveryQueue, max_attempts: int) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        queue: DeliveryQueue,
+        max_attempts: int,
+        idempotency_key_ttl: timedelta = DEFAULT_IDEMPOTENCY_KEY_TTL,
+    ) -> None:
         self.session = session
         self.queue = queue
         self.max_attempts = max_attempts
+        self.idempotency_key_ttl = idempotency_key_ttl
         self.messages = MessagesTable(session)
         self.deliveries = DeliveriesTable(session)
 
@@ -39,8 +48,10 @@ class MessagingService:
         fingerprint = request_hash(data)
         if idempotency_key is not None:
             existing = await self.messages.first_by(client_id=client_id, idempotency_key=idempotency_key)
-            if existing is not None:
+            if existing is not None and existing.created_at > utcnow() - self.idempotency_key_ttl:
                 return self._replay(existing, fingerprint)
+            if existing is not None:  # honoured for its period only: now the key names a new message
+                await self.messages.release_idempotency_key(existing.id)
         message = Message(
             client_id=client_id,
             event=data.event,
