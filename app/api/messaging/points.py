@@ -11,6 +11,7 @@ from app.api.messaging.models import (
     MessageCreate,
     MessageFilterQuery,
     MessageRead,
+    MessageSummary,
 )
 from app.api.messaging.queue import DeliveryQueue
 from app.api.messaging.service import MessagingService
@@ -61,8 +62,12 @@ async def create_message(
 @router.get("")
 async def list_messages(
     filters: MessageFilterQuery, client: Reader, service: MessagingServiceDep
-) -> PageOut[MessageRead]:
-    """The client's messages, newest first, optionally filtered by event and status."""
+) -> PageOut[MessageSummary]:
+    """The client's messages, newest first, optionally filtered by event and status.
+
+    Items leave the payload out, so that a page's size is bounded (some 30 KB for 100 items) however large
+    the payloads are; `GET /messages/{message_id}` answers one message with its payload.
+    """
     return await service.list(client.sub, filters)
 
 

@@ -9,7 +9,7 @@ from loguru import logger
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.messaging.models import DeliveryRead, MessageCreate, MessageFilters, MessageRead
+from app.api.messaging.models import DeliveryRead, MessageCreate, MessageFilters, MessageRead, MessageSummary
 from app.api.messaging.queue import DeliveryQueue
 from app.api.pagination import PageOut, PageParams, page_out
 from app.core.exceptions import ConflictError, NotFoundError
@@ -79,11 +79,17 @@ class MessagingService:
             logger.warning("Could not enqueue message {}; housekeeping will re-queue it: {!r}", message.id, exc)
         return MessageRead.model_validate(message)
 
-    async def list(self, client_id: str, filters: MessageFilters) -> PageOut[MessageRead]:
+    async def list(self, client_id: str, filters: MessageFilters) -> PageOut[MessageSummary]:
+        # Payloads are not even read: a page of large payloads would be large in memory too.
         page = await self.messages.page(
-            filters.limit, filters.cursor, client_id=client_id, event=filters.event, status=filters.status
+            filters.limit,
+            filters.cursor,
+            client_id=client_id,
+            event=filters.event,
+            status=filters.status,
+            unloaded=("payload",),
         )
-        return page_out(page, MessageRead)
+        return page_out(page, MessageSummary)
 
     async def get(self, client_id: str, message_id: uuid.UUID) -> MessageRead:
         return MessageRead.model_validate(await self._owned(client_id, message_id))
