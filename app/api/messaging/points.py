@@ -17,9 +17,10 @@ from app.api.messaging.queue import DeliveryQueue
 from app.api.messaging.service import MessagingService
 from app.api.pagination import PageOut, PageQuery
 from app.api.problems import IDEMPOTENCY_CONFLICT, REDELIVERY_CONFLICT
+from app.api.routing import ApiRoute
 from app.core.security import Principal
 
-router = APIRouter(prefix="/messages", tags=["messages"])
+router = APIRouter(prefix="/messages", tags=["messages"], route_class=ApiRoute)
 
 Reader = Annotated[Principal, Depends(require_scopes("messages:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("messages:write"))]

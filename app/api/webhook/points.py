@@ -5,11 +5,12 @@ from fastapi import APIRouter, Depends, status
 
 from app.api.deps import SessionDep, TargetGuardDep, require_scopes
 from app.api.pagination import PageOut, PageQuery
+from app.api.routing import ApiRoute
 from app.api.webhook.models import WebhookCreate, WebhookCreated, WebhookRead, WebhookUpdate
 from app.api.webhook.service import WebhookService
 from app.core.security import Principal
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=ApiRoute)
 
 Reader = Annotated[Principal, Depends(require_scopes("webhooks:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("webhooks:write"))]
