@@ -19,7 +19,7 @@ set -eu
 # Settings.dbmate_url does (same defaults, user and password percent-encoded), without importing
 # the app: a migration job should not need the API's other settings. DB_SSLMODE (default disable,
 # like Settings.dbmate_url) is the libpq sslmode, e.g. require against a managed database; or set
-# DATABASE_URL to override the whole URL.
+# DATABASE_URL to override the whole URL (keep a lock_timeout in it).
 database_url() {
     python -c '
 import os
@@ -31,7 +31,8 @@ if env("DB_PASSWORD"):
     auth += ":" + quote(env("DB_PASSWORD"), safe="")
 host, port, name = env("DB_HOST", "localhost"), env("DB_PORT", "5432"), env("DB_NAME", "app")
 sslmode = quote(env("DB_SSLMODE") or "disable", safe="")
-print(f"postgres://{auth}@{host}:{port}/{name}?sslmode={sslmode}")
+lock_timeout = round(float(env("DB_MIGRATION_LOCK_TIMEOUT_SECONDS", "5")) * 1000)
+print(f"postgres://{auth}@{host}:{port}/{name}?sslmode={sslmode}&lock_timeout={lock_timeout}")
 '
 }
 

@@ -1,11 +1,13 @@
 """Fixtures every folder shares: the suite's settings and database (one rolled-back transaction per test),
-the app and a client for it, tokens, the local HTTP receiver, in-memory spans and a JWKS provider."""
+the app and a client for it, tokens, the local HTTP receiver, a silent server, a proxy in front of
+PostgreSQL, captured log lines, in-memory spans and a JWKS provider."""
 
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from loguru import logger
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -14,6 +16,7 @@ from app.api.deps import get_session
 from app.clients.webhooks.client import WebhookClient
 from app.clients.webhooks.target import TargetGuard
 from app.core.config import Settings
+from app.core.logging import configure_logging
 from app.core.telemetry import configure_telemetry, disable_telemetry
 from app.db.engine import create_engine
 from app.main import create_app
@@ -21,7 +24,9 @@ from tests.support.database import clone, recreate_migrated
 from tests.support.jwks_provider import JwksServer, SigningKey, ec_signing_key, rsa_signing_key
 from tests.support.receiver import Receiver, running_receiver
 from tests.support.settings import TEMPLATE_DB, test_settings
+from tests.support.silent import silent_server
 from tests.support.sql import recorded_statements
+from tests.support.tcp_proxy import TcpProxy, tcp_proxy
 from tests.support.tokens import HeadersFactory, bearer
 
 
@@ -115,6 +120,30 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
 def webhook_client(http_client: httpx.AsyncClient) -> WebhookClient:
     """The webhook client, allowed to call the local receiver."""
     return WebhookClient(http_client, TargetGuard(allow_private=True))
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A local port that accepts connections and never answers (a hung Redis or PostgreSQL)."""
+    with silent_server() as port:
+        yield port
+
+
+@pytest.fixture
+async def database_proxy(settings: Settings) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy in front of the suite's PostgreSQL: point an app at `.port`, then cut() or freeze() it."""
+    async with tcp_proxy(settings.DB_HOST, settings.DB_PORT) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[tuple[str, str]]]:
+    """(level, message) of every line logged while the test runs, DEBUG and up."""
+    configure_logging(test_settings())  # first, as an app would: its first call removes every other sink
+    lines: list[tuple[str, str]] = []
+    handler_id = logger.add(lambda m: lines.append((m.record["level"].name, m.record["message"])), level="DEBUG")
+    yield lines
+    logger.remove(handler_id)
 
 
 @pytest.fixture

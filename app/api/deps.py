@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.clients.rate_limiter import RateLimiter
 from app.clients.webhooks.target import TargetGuard
 from app.core.config import Settings
-from app.core.exceptions import AuthenticationError, PermissionDeniedError, RateLimitedError
+from app.core.exceptions import AppError, AuthenticationError, PermissionDeniedError, RateLimitedError
 from app.core.security import Principal, TokenVerifier
 from app.db.engine import SessionFactory
 
@@ -98,7 +98,32 @@ async def rate_limit(
     request: Request, client: CurrentClient, limiter: Annotated[RateLimiter, Depends(get_rate_limiter)]
 ) -> None:
     """Count the request against the client's per-minute budget (after authentication: limits are per `sub`)."""
-    status = await limiter.hit(client.sub)
+    await count_request(request, client.sub, limiter)
+
+
+async def count_refused_request(request: Request) -> None:
+    """Count a request refused before the rate-limit dependency could run (FastAPI reads and parses the body
+    first: malformed JSON, a body that is not UTF-8, one over the size limit), if its token is valid.
+
+    Such a request is still answered for its body (422, 413) whatever its token says: an invalid or missing
+    token only means it is not counted. Past the limit, the answer is 429 like for any other request.
+    """
+    if getattr(request.state, "rate_limit_counted", False):
+        return
+    credentials = await bearer_scheme(request)
+    if credentials is None:
+        return
+    try:
+        principal = await (await get_token_verifier(request)).verify(credentials.credentials)
+    except AppError:  # invalid, expired, or the identity provider unavailable: not counted
+        return
+    request.state.client_sub = principal.sub
+    await count_request(request, principal.sub, await get_rate_limiter(request))
+
+
+async def count_request(request: Request, sub: str, limiter: RateLimiter) -> None:
+    request.state.rate_limit_counted = True
+    status = await limiter.hit(sub)
     if status is None:  # Redis is unavailable and the limiter fails open
         return
     headers = status.headers()

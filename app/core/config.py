@@ -47,11 +47,27 @@ class Settings(BaseSettings):
     DB_MAX_OVERFLOW: int = Field(default=0, ge=0)
     DB_POOL_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
 
+    # PostgreSQL deadlines, per connection (0 turns a statement, lock or idle one off). The API's are short:
+    # someone waits for each answer. The worker's allow longer batches; nobody waits on them.
+    DB_CONNECT_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    DB_STATEMENT_TIMEOUT_SECONDS: float = Field(default=10.0, ge=0)
+    DB_LOCK_TIMEOUT_SECONDS: float = Field(default=3.0, ge=0)
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: float = Field(default=30.0, ge=0)
+    WORKER_DB_STATEMENT_TIMEOUT_SECONDS: float = Field(default=60.0, ge=0)
+    WORKER_DB_LOCK_TIMEOUT_SECONDS: float = Field(default=10.0, ge=0)
+    WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: float = Field(default=60.0, ge=0)
+    # A migration waiting longer than this for a lock fails (and changes nothing) instead of queueing every
+    # query of the running service behind it.
+    DB_MIGRATION_LOCK_TIMEOUT_SECONDS: float = Field(default=5.0, ge=0)
+
     # Redis
     REDIS_HOST: str = "localhost"
     REDIS_PORT: int = 6379
     REDIS_DB: int = Field(default=0, ge=0)
     REDIS_PASSWORD: SecretStr | None = None
+    # The Celery broker connection's deadlines, in the API (publishing) and the worker (consuming).
+    BROKER_CONNECT_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
+    BROKER_SOCKET_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
 
     # HTTP edge
     CORS_ALLOW_ORIGINS: Annotated[list[str], NoDecode] = [
@@ -78,7 +94,13 @@ class Settings(BaseSettings):
     WEBHOOK_RETRY_AFTER_MAX_SECONDS: float = Field(default=300.0, gt=0)
     WEBHOOK_ALLOW_PRIVATE_TARGETS: bool | None = None
     MESSAGE_REQUEUE_AFTER_SECONDS: int = Field(default=60, ge=1)
+    # Endpoint health: a webhook whose every attempt has failed for this long is disabled (410 Gone: at once).
+    WEBHOOK_DISABLE_AFTER_FAILING_DAYS: float = Field(default=5.0, gt=0)
     DELIVERY_RETENTION_DAYS: int = Field(default=30, ge=1)
+    # Retention: finished messages (delivered, failed, partially_failed) last changed longer ago are deleted,
+    # their deliveries with them. An Idempotency-Key answers with its message for this long, then is free.
+    MESSAGE_RETENTION_DAYS: int = Field(default=30, ge=1)
+    IDEMPOTENCY_KEY_TTL_HOURS: float = Field(default=24.0, gt=0)
 
     # Celery
     CELERY_TASK_TIME_LIMIT_SECONDS: int = Field(default=120, ge=1)
@@ -154,8 +176,10 @@ class Settings(BaseSettings):
 
     @property
     def dbmate_url(self) -> str:
-        """URL for dbmate; local PostgreSQL has no TLS, so say so explicitly."""
-        return self._postgres_url("postgres") + "?sslmode=disable"
+        """URL for dbmate; local PostgreSQL has no TLS, so say so explicitly. dbmate's driver sends the other
+        query parameters as session settings: every migration runs with the lock timeout."""
+        lock_timeout = round(self.DB_MIGRATION_LOCK_TIMEOUT_SECONDS * 1000)
+        return self._postgres_url("postgres") + f"?sslmode=disable&lock_timeout={lock_timeout}"
 
     @property
     def redis_url(self) -> str:

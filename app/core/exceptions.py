@@ -67,3 +67,13 @@ class RateLimitedError(AppError):
 class ServiceUnavailableError(AppError):
     status_code = 503
     title = "Service Unavailable"
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database cannot serve the request now (unreachable, overloaded, or a deadline passed): a 503 that
+    tells the client when to try again. app/web/database_errors.py raises it for the driver's errors."""
+
+    def __init__(
+        self, detail: str = "The database is unavailable or did not answer in time.", *, retry_after: int = 5
+    ) -> None:
+        super().__init__(f"{detail} Retry in {retry_after} s.", headers={"Retry-After": str(retry_after)})

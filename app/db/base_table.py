@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, func, inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstanceState
+from sqlalchemy.orm import InstanceState, defer
 from sqlmodel import SQLModel
 
 from app.core.exceptions import ValidationFailedError
@@ -105,10 +105,15 @@ class BaseTable(Generic[ModelT]):
         cursor: str | None = None,
         *where: ColumnElement[bool],
         include_deleted: bool = False,
+        unloaded: Sequence[str] = (),
         **filters: Any,
     ) -> Page[ModelT]:
         """Up to `limit` rows after `cursor` (a previous page's next_cursor), in page_order; an invalid cursor
-        raises InvalidCursorError (a 422 naming the `cursor` field)."""
+        raises InvalidCursorError (a 422 naming the `cursor` field).
+
+        `unloaded` names columns not to read at all (a large payload a list leaves out): reading one of them
+        on a row of the page raises instead of loading it.
+        """
         if limit < 1:
             raise ValueError("limit must be at least 1")
         conditions = self._conditions(where, filters, include_deleted)
@@ -116,6 +121,8 @@ class BaseTable(Generic[ModelT]):
             keys = tuple_(*(self._column(name) for name in self.page_order))
             conditions.append(keys < tuple_(*self._decode_cursor(cursor)))
         statement = select(self.model).where(*conditions).order_by(*self._order()).limit(limit + 1)
+        if unloaded:
+            statement = statement.options(*(defer(getattr(self.model, name), raiseload=True) for name in unloaded))
         rows = list((await self.session.scalars(statement)).all())
         if len(rows) <= limit:
             return Page(items=rows, next_cursor=None)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 
 from app.core.exceptions import AppError, ValidationFailedError
+from app.web.database_errors import register_database_error_handler
 from app.web.problem import install_problem_schemas, problem_response
 
 
@@ -104,5 +105,6 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(PoolTimeoutError, pool_timeout_handler())
+    register_database_error_handler(app)  # the database unreachable or past a deadline: 503, logged per outage
+    app.add_exception_handler(PoolTimeoutError, pool_timeout_handler())  # busy, not down: 503, retry shortly
     install_problem_schemas(app)

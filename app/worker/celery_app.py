@@ -7,11 +7,10 @@ from celery.signals import before_task_publish
 
 from app.core.config import Settings
 from app.core.context import get_request_id
-from app.worker.tasks import PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK, register_tasks
+from app.worker.tasks import PURGE_DELIVERIES_TASK, PURGE_MESSAGES_TASK, REQUEUE_STRANDED_TASK, register_tasks
 
 # The task message header that carries the X-Request-ID of the API request that enqueued the task.
 REQUEST_ID_TASK_HEADER = "request_id"
-BROKER_SOCKET_TIMEOUT_SECONDS = 5.0
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -31,17 +30,18 @@ def create_celery_app(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_time_limit=settings.CELERY_TASK_TIME_LIMIT_SECONDS,
         task_soft_time_limit=max(1, settings.CELERY_TASK_TIME_LIMIT_SECONDS - 10),
-        # Retries are delayed tasks; Redis must not hand them to another worker before they are due.
         broker_transport_options={
+            # Retries are delayed tasks; Redis must not hand them to another worker before they are due.
             "visibility_timeout": settings.celery_visibility_timeout,
-            # Without a socket timeout a publish to a broker that stopped answering (failover, a dropped NAT
-            # entry) waits forever. Above the consumer's 1 s BRPOP timeout, so an idle worker is not affected.
-            "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
-            "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+            # The only way to give kombu's Redis sockets deadlines (broker_connection_timeout does not reach
+            # them): without these, a Redis that accepts connections and never answers hangs a publish in the
+            # API and the consumer in the worker for good.
+            "socket_connect_timeout": settings.BROKER_CONNECT_TIMEOUT_SECONDS,
+            "socket_timeout": settings.BROKER_SOCKET_TIMEOUT_SECONDS,
         },
         broker_connection_retry_on_startup=True,
         # The API publishes inline; with Redis down it should give up fast (the message stays pending).
-        broker_connection_timeout=2,
+        broker_connection_timeout=settings.BROKER_CONNECT_TIMEOUT_SECONDS,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         timezone="UTC",
         enable_utc=True,
@@ -50,7 +50,12 @@ def create_celery_app(settings: Settings) -> Celery:
                 "task": REQUEUE_STRANDED_TASK,
                 "schedule": settings.CELERY_HOUSEKEEPING_INTERVAL_SECONDS,
             },
-            "purge-deliveries": {"task": PURGE_DELIVERIES_TASK, "schedule": 3600.0},
+            # One bounded batch per run (a backlog is worked off run by run), so they run as often.
+            "purge-deliveries": {
+                "task": PURGE_DELIVERIES_TASK,
+                "schedule": settings.CELERY_HOUSEKEEPING_INTERVAL_SECONDS,
+            },
+            "purge-messages": {"task": PURGE_MESSAGES_TASK, "schedule": settings.CELERY_HOUSEKEEPING_INTERVAL_SECONDS},
         },
     )
     register_tasks(celery_app)

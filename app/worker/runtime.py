@@ -18,7 +18,7 @@ from app.api.messaging.queue import DeliveryQueue
 from app.clients.webhooks.client import WebhookClient
 from app.clients.webhooks.target import TargetGuard
 from app.core.config import Settings
-from app.db.engine import create_engine, create_session_factory
+from app.db.engine import DatabaseTimeouts, create_engine, create_session_factory
 
 T = TypeVar("T")
 
@@ -29,7 +29,7 @@ class WorkerRuntime:
         self.queue = queue
         self.policy = DeliveryPolicy.from_settings(settings)
         self.loop = asyncio.new_event_loop()
-        self.engine = create_engine(settings)
+        self.engine = create_engine(settings, DatabaseTimeouts.for_worker(settings))
         self.session_factory = create_session_factory(self.engine)
         self._http_client: httpx.AsyncClient | None = None
 

@@ -15,6 +15,7 @@ FAN_OUT_TASK = "messages.fan_out"
 RETRY_TASK = "messages.retry_delivery"
 REQUEUE_STRANDED_TASK = "housekeeping.requeue_stranded"
 PURGE_DELIVERIES_TASK = "housekeeping.purge_deliveries"
+PURGE_MESSAGES_TASK = "housekeeping.purge_messages"
 
 
 def fan_out_message(message_id: str) -> None:
@@ -33,12 +34,17 @@ def purge_deliveries() -> int:
     return run_delivery(lambda service: service.purge_deliveries())
 
 
+def purge_messages() -> int:
+    return run_delivery(lambda service: service.purge_messages())
+
+
 def register_tasks(celery_app: Celery) -> None:
     for name, function in (
         (FAN_OUT_TASK, fan_out_message),
         (RETRY_TASK, retry_delivery),
         (REQUEUE_STRANDED_TASK, requeue_stranded),
         (PURGE_DELIVERIES_TASK, purge_deliveries),
+        (PURGE_MESSAGES_TASK, purge_messages),
     ):
         # shared=False: registered on this app only, not on every app the process builds.
         celery_app.task(name=name, shared=False)(function)

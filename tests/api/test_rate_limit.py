@@ -11,9 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from loguru import logger
 from redis import Redis
 
+from app.api.router import API_PREFIX
+from app.api.routing import ApiRoute
 from app.clients.rate_limiter import KEY_PREFIX, RateLimiter
 from app.core.config import Settings
 from tests.support.apps import build_app, serve
@@ -184,3 +187,62 @@ async def test_with_redis_unreachable_it_fails_open_or_closed_as_configured(
     unavailable = [message for message in warnings if "Rate limiting is unavailable" in message]
     assert len(unavailable) == 1
     assert ("allowing requests" in unavailable[0]) is fail_open
+
+
+# ---- requests refused for their body before the rate limit ran ----------------------------------
+
+JSON = {"Content-Type": "application/json"}
+MALFORMED = b'{"url": '
+NOT_UTF8 = b'{"url": "\xff\xfe"}'
+
+
+@pytest.mark.parametrize("body", [MALFORMED, NOT_UTF8], ids=["malformed-json", "not-utf-8"])
+async def test_a_body_that_is_not_json_is_counted_when_the_token_is_valid(
+    limited: tuple[FastAPI, httpx.AsyncClient],
+    bearer: Callable[[str], dict[str, str]],
+    sub: str,
+    body: bytes,
+) -> None:
+    _, client = limited
+    answers = []
+    for _ in range(LIMIT + 1):
+        answers.append(await client.post("/api/v1/webhooks", content=body, headers={**bearer(sub), **JSON}))
+
+    for answer in answers[:LIMIT]:
+        problem = assert_problem(answer, 422)
+        assert problem["errors"][0]["type"] == "json_invalid"
+    assert [answer.headers["RateLimit-Remaining"] for answer in answers[:LIMIT]] == ["4", "3", "2", "1", "0"]
+    refused = assert_problem(answers[LIMIT], 429)  # the budget is the same, valid body or not
+    assert "5 requests per minute" in refused["detail"]
+    assert (await client.get("/api/v1/me", headers=bearer(sub))).status_code == 429
+
+
+async def test_a_malformed_body_without_a_valid_token_is_422_and_not_counted(
+    limited: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    # JSON syntax errors are answered before authentication (docs/decisions.md): 422 either way.
+    _, client = limited
+    anonymous = await client.post("/api/v1/webhooks", content=MALFORMED, headers=JSON)
+    forged = await client.post(
+        "/api/v1/webhooks", content=MALFORMED, headers={**JSON, "Authorization": "Bearer not-a-token"}
+    )
+
+    for response in (anonymous, forged):
+        assert_problem(response, 422)
+        assert "RateLimit-Limit" not in response.headers
+
+
+async def test_a_schema_invalid_body_without_a_token_is_still_401(limited: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, client = limited
+    assert_problem(await client.post("/api/v1/webhooks", json={"url": 1}), 401)
+
+
+def test_every_api_route_counts_what_its_body_refused(app: FastAPI) -> None:
+    # A router without route_class=ApiRoute would let unparsable bodies past the rate limit.
+    api_routes = [
+        rc.original_route
+        for rc in iter_route_contexts(app.routes)
+        if isinstance(rc.original_route, APIRoute) and (rc.path or "").startswith(API_PREFIX)
+    ]
+    assert api_routes
+    assert all(isinstance(route, ApiRoute) for route in api_routes)

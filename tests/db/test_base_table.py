@@ -292,3 +292,14 @@ async def test_a_value_the_database_computes_is_read_back_after_a_write(
     assert (await badges.update_model(badge)).shout == "LOUDER"  # read back: the UPDATE returned nothing
     assert _verbs(statements) == ["UPDATE", "SELECT"]
     assert "shout" in statements[-1]
+
+
+async def test_page_can_leave_columns_unread(widgets: WidgetsTable, db_session: AsyncSession) -> None:
+    await _insert(widgets, 2, colour="red")
+    db_session.expunge_all()  # rows read afresh, not the instances the inserts left in the session
+
+    page = await widgets.page(10, unloaded=("colour",))
+
+    assert [w.name for w in page.items] == ["w0", "w1"]
+    with pytest.raises(Exception, match="raiseload"):
+        _ = page.items[0].colour

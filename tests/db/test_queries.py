@@ -229,3 +229,15 @@ async def test_overdue_retries_read_the_partial_index_alone(db_session: AsyncSes
         ("Index Scan", "deliveries_next_attempt_idx")
     ], summary
     assert not any(node["Node Type"] == "Sort" for node in nodes), summary
+
+
+async def test_the_fan_out_finds_a_clients_webhooks_through_an_index(db_session: AsyncSession) -> None:
+    await seed_webhooks(db_session, 5000)
+    connection = await db_session.connection()
+    with capture_sql(connection) as captured:
+        await WebhooksTable(db_session).subscribed("client-3", "order.created")
+    (query,) = captured
+
+    nodes = await explain(connection, query)
+
+    assert_served_by(nodes, "webhooks", "webhooks_client_page_idx")

@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DBMATE = str(Path(sys.executable).parent / "dbmate")
 
 
-def dbmate(settings: Settings, *args: str) -> None:
+def dbmate(settings: Settings, *args: str, migrations: Path = ROOT / "db" / "migrations") -> None:
+    """dbmate with `args` against the database of `settings` (its URL as the app builds it)."""
     env = {**os.environ, "DATABASE_URL": settings.dbmate_url}
     subprocess.run(  # noqa: S603 - fixed executable, arguments from the test suite
-        [DBMATE, "--migrations-dir", str(ROOT / "db" / "migrations"), "--no-dump-schema", *args],
+        [DBMATE, "--migrations-dir", str(migrations), "--no-dump-schema", *args],
         check=True,
         env=env,
         capture_output=True,

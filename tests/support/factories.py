@@ -9,21 +9,25 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.webhooks.signing import generate_secret
+from app.core.time import utcnow
 from app.db.delivery.model import Delivery, DeliveryStatus
 from app.db.delivery.table import DeliveriesTable
 from app.db.message.model import Message
 from app.db.message.table import MessagesTable
-from app.db.webhook.model import Webhook
+from app.db.webhook.model import DisabledReason, Webhook
 from app.db.webhook.table import WebhooksTable
 
 
 async def create_webhook(session: AsyncSession, **overrides: Any) -> Webhook:
+    """A webhook; given `active=False` alone, the client turned it off just now."""
     values: dict[str, Any] = {
         "client_id": "client-a",
         "url": "https://example.com/hooks",
         "events": ["order.created"],
         "secret": generate_secret(),
     }
+    if overrides.get("active") is False:
+        values |= {"disabled_reason": DisabledReason.MANUAL, "disabled_at": utcnow()}
     return await WebhooksTable(session).insert_model(Webhook(**{**values, **overrides}))
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.pool import QueuePool
 from app.core.config import Settings
 from app.worker import runtime
 from app.worker.runtime import WorkerRuntime, run_delivery, start_runtime, stop_runtime
-from app.worker.tasks import fan_out_message, purge_deliveries, requeue_stranded, retry_delivery
+from app.worker.tasks import fan_out_message, purge_deliveries, purge_messages, requeue_stranded, retry_delivery
 from tests.support.fakes import RecordingQueue
 
 
@@ -31,6 +31,7 @@ def test_tasks_run_their_use_case_on_the_runtime(started: WorkerRuntime) -> None
 
     assert requeue_stranded() == 0
     assert purge_deliveries() == 0
+    assert purge_messages() == 0
     assert started.queue == RecordingQueue()  # nothing was published
     assert not started.loop.is_closed()
 

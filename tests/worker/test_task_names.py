@@ -8,12 +8,18 @@ import pytest
 from celery import Celery
 
 from app.worker.queue import CeleryDeliveryQueue
-from app.worker.tasks import FAN_OUT_TASK, PURGE_DELIVERIES_TASK, REQUEUE_STRANDED_TASK, RETRY_TASK
+from app.worker.tasks import (
+    FAN_OUT_TASK,
+    PURGE_DELIVERIES_TASK,
+    PURGE_MESSAGES_TASK,
+    REQUEUE_STRANDED_TASK,
+    RETRY_TASK,
+)
 
 
 def test_beat_schedules_registered_tasks_only(celery_app: Celery) -> None:
     scheduled = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
-    assert scheduled == {REQUEUE_STRANDED_TASK, PURGE_DELIVERIES_TASK}
+    assert scheduled == {REQUEUE_STRANDED_TASK, PURGE_DELIVERIES_TASK, PURGE_MESSAGES_TASK}
     assert scheduled <= set(celery_app.tasks)
 
 

@@ -4,7 +4,8 @@ from pydantic import BaseModel, Field
 
 from app.web.problem import Problem
 
-CheckStatus = Literal["ok", "failing"]
+# "degraded": the dependency is failing, but this instance still does its work without it.
+CheckStatus = Literal["ok", "degraded", "failing"]
 
 
 class CheckResult(BaseModel):
@@ -17,7 +18,9 @@ class Liveness(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: CheckStatus
+    status: Literal["ok", "degraded"] = Field(
+        description='"degraded" while a dependency the instance can work without is failing; `checks` says which.'
+    )
     checks: dict[str, CheckResult]
 
 

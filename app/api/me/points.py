@@ -1,9 +1,10 @@
 from fastapi import APIRouter
 
 from app.api.deps import CurrentClient
+from app.api.routing import ApiRoute
 from app.core.security import Principal
 
-router = APIRouter(prefix="/me", tags=["auth"])
+router = APIRouter(prefix="/me", tags=["auth"], route_class=ApiRoute)
 
 
 @router.get("")

@@ -20,8 +20,13 @@ class DeliveryPolicy:
     requeue_after: timedelta
     stalled_after: timedelta
     retention: timedelta
+    # A webhook whose every attempt failed for this long is disabled (app/api/messaging/endpoint_health.py).
+    disable_failing_after: timedelta = timedelta(days=5)
     housekeeping_batch: int = 500  # stranded messages and lost retries re-queued per run
-    purge_batch: int = 5000  # delivery rows deleted per statement (and per transaction)
+    purge_batch: int = 5000  # delivery rows deleted per run: one statement, one transaction
+    # Finished messages are kept this long after their last change, then deleted (with their deliveries).
+    message_retention: timedelta = timedelta(days=30)
+    message_purge_batch: int = 1000  # messages deleted per run: one statement, one transaction
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DeliveryPolicy":
@@ -37,6 +42,8 @@ class DeliveryPolicy:
                 seconds=settings.CELERY_TASK_TIME_LIMIT_SECONDS + settings.MESSAGE_REQUEUE_AFTER_SECONDS
             ),
             retention=timedelta(days=settings.DELIVERY_RETENTION_DAYS),
+            disable_failing_after=timedelta(days=settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS),
+            message_retention=timedelta(days=settings.MESSAGE_RETENTION_DAYS),
         )
 
     def retry_delay(self, attempt: int, retry_after: float | None) -> float:

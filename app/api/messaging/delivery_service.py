@@ -12,6 +12,7 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.messaging.delivery_policy import DeliveryPolicy
+from app.api.messaging.endpoint_health import EndpointHealth
 from app.api.messaging.queue import DeliveryQueue
 from app.clients.webhooks.client import WebhookClient
 from app.clients.webhooks.models import DeliveryOutcome, WebhookMessage
@@ -23,9 +24,15 @@ from app.db.message.table import MessagesTable
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
 
-WEBHOOK_GONE = DeliveryOutcome(succeeded=False, retryable=False, error="webhook deleted or deactivated", duration_ms=0)
+WEBHOOK_GONE = DeliveryOutcome(succeeded=False, retryable=False, error="webhook deleted", duration_ms=0)
+# Disabled (by endpoint health or by the client): recorded as not sent, so that a redelivery can send it later.
+WEBHOOK_DISABLED = DeliveryOutcome(
+    succeeded=False, retryable=False, error="not sent: the webhook is disabled", duration_ms=0
+)
 # A bug or bad data (e.g. a malformed signing secret), not the receiver's fault: retrying would not help.
 INTERNAL_ERROR = DeliveryOutcome(succeeded=False, retryable=False, error="internal error while sending", duration_ms=0)
+# Outcomes of attempts that never reached the endpoint: they say nothing about its health.
+NOT_ATTEMPTED = (WEBHOOK_GONE, WEBHOOK_DISABLED, INTERNAL_ERROR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,7 @@ class DeliveryService:
         self.messages = MessagesTable(session)
         self.webhooks = WebhooksTable(session)
         self.deliveries = DeliveriesTable(session)
+        self.endpoint_health = EndpointHealth(self.webhooks, policy.disable_failing_after)
 
     async def fan_out(self, message_id: uuid.UUID) -> None:
         """First attempt to every subscribed webhook, concurrently. Safe to run twice."""
@@ -85,7 +93,7 @@ class DeliveryService:
         ):
             await self.session.rollback()
             return
-        webhook = await self.webhooks.first_by(id=webhook_id, active=True)
+        webhook = await self.webhooks.first_by(id=webhook_id)
         await self.session.commit()
         outcome = WEBHOOK_GONE if webhook is None else await self._send(message, webhook)
         await self._record(message_id, [AttemptResult(webhook_id, attempt, last_attempt, outcome)])
@@ -115,18 +123,35 @@ class DeliveryService:
         return len(message_ids) + len(retries)
 
     async def purge_deliveries(self) -> int:
-        """Delete delivery rows older than the retention period, in bounded batches; returns how many."""
+        """Delete one batch of delivery rows older than the retention period; returns how many.
+
+        One batch per run (beat runs it every housekeeping interval), never a loop: a backlog is worked off
+        over the next runs, and no run can outlive the task's time limit.
+        """
         cutoff = utcnow() - self.policy.retention
-        purged = 0
-        while True:
-            deleted = await self.deliveries.purge_created_before(cutoff, self.policy.purge_batch)
-            await self.session.commit()  # one short transaction per batch
-            purged += deleted
-            if deleted < self.policy.purge_batch:
-                break
+        purged = await self.deliveries.purge_created_before(cutoff, self.policy.purge_batch)
+        await self.session.commit()
         if purged:
             logger.info("Purged {} delivery rows", purged)
         return purged
+
+    async def purge_messages(self) -> int:
+        """Delete one batch of finished messages past their retention, with their deliveries; returns how many.
+
+        One batch per run, like purge_deliveries. Pending and delivering messages are never purged.
+        """
+        cutoff = utcnow() - self.policy.message_retention
+        purged = await self.messages.purge_finished_before(cutoff, self.policy.message_purge_batch)
+        await self.session.commit()
+        if purged:
+            logger.info("Purged {} finished messages", purged)
+        return purged
+
+    async def _judge_endpoints(self, recorded: list[AttemptResult]) -> None:
+        """Endpoint health, in the transaction that records the attempts: 410 Gone or a long failing streak
+        disables the webhook (app/api/messaging/endpoint_health.py)."""
+        attempts = [(r.webhook_id, r.outcome) for r in recorded if r.outcome not in NOT_ATTEMPTED]
+        await self.endpoint_health.record(attempts, utcnow())
 
     def _last_attempt(self, delivery: Delivery) -> int:
         """The budget a lost retry was scheduled with."""
@@ -148,6 +173,8 @@ class DeliveryService:
 
     async def _send(self, message: Message, webhook: Webhook) -> DeliveryOutcome:
         """One attempt; never raises: an unexpected error is a failed attempt, not a failed fan-out."""
+        if not webhook.active:
+            return WEBHOOK_DISABLED
         payload = WebhookMessage(
             id=str(message.id), event=message.event, created_at=message.created_at, payload=message.payload
         )
@@ -166,6 +193,7 @@ class DeliveryService:
             return
         latest = {d.webhook_id: d for d in await self.deliveries.latest_per_webhook(message_id)}
         retries: list[tuple[AttemptResult, float]] = []
+        recorded: list[AttemptResult] = []
         for result in results:
             previous = latest.get(result.webhook_id)
             if previous is not None and previous.attempt >= result.attempt:
@@ -192,6 +220,8 @@ class DeliveryService:
                     last_attempt=None if delay is None else result.last_attempt,
                 )
             )
+            recorded.append(result)
+        await self._judge_endpoints(recorded)
         message.status = summarise(list(latest.values()))
         await self.messages.update_model(message)
         await self.session.commit()

@@ -32,15 +32,23 @@ class MessageCreate(BaseModel):
         return check_json_storable(value)
 
 
-class MessageRead(BaseModel):
+class MessageSummary(BaseModel):
+    """A message as lists show it: without its payload, so that a page stays small whatever the payloads
+    (a page of 100 is some 30 KB, where payloads of up to MAX_BODY_BYTES could make it 100 MiB)."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
     event: str
-    payload: dict[str, Any]
     status: MessageStatus
     created_at: datetime
     updated_at: datetime
+
+
+class MessageRead(MessageSummary):
+    """A message with its payload (`GET /messages/{id}` and the answers to create and redeliver)."""
+
+    payload: dict[str, Any]
 
 
 class MessageFilters(PageParams):

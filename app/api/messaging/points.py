@@ -1,4 +1,5 @@
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, status
@@ -10,14 +11,16 @@ from app.api.messaging.models import (
     MessageCreate,
     MessageFilterQuery,
     MessageRead,
+    MessageSummary,
 )
 from app.api.messaging.queue import DeliveryQueue
 from app.api.messaging.service import MessagingService
 from app.api.pagination import PageOut, PageQuery
 from app.api.problems import IDEMPOTENCY_CONFLICT, REDELIVERY_CONFLICT
+from app.api.routing import ApiRoute
 from app.core.security import Principal
 
-router = APIRouter(prefix="/messages", tags=["messages"])
+router = APIRouter(prefix="/messages", tags=["messages"], route_class=ApiRoute)
 
 Reader = Annotated[Principal, Depends(require_scopes("messages:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("messages:write"))]
@@ -26,7 +29,8 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="Retry-safe creation: the same key returns the first message instead of a new one.",
+        description="Retry-safe creation: for IDEMPOTENCY_KEY_TTL_HOURS (default 24) after the first request, "
+        "the same key answers with the message it created instead of a new one; after that the key is free again.",
     ),
 ]
 
@@ -43,7 +47,8 @@ DeliveryQueueDep = Annotated[DeliveryQueue, Depends(get_delivery_queue)]
 async def get_messaging_service(
     session: SessionDep, settings: SettingsDep, queue: DeliveryQueueDep
 ) -> MessagingService:
-    return MessagingService(session, queue, settings.WEBHOOK_MAX_ATTEMPTS)
+    key_ttl = timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    return MessagingService(session, queue, settings.WEBHOOK_MAX_ATTEMPTS, key_ttl)
 
 
 MessagingServiceDep = Annotated[MessagingService, Depends(get_messaging_service)]
@@ -60,8 +65,12 @@ async def create_message(
 @router.get("")
 async def list_messages(
     filters: MessageFilterQuery, client: Reader, service: MessagingServiceDep
-) -> PageOut[MessageRead]:
-    """The client's messages, newest first, optionally filtered by event and status."""
+) -> PageOut[MessageSummary]:
+    """The client's messages, newest first, optionally filtered by event and status.
+
+    Items leave the payload out, so that a page's size is bounded (some 30 KB for 100 items) however large
+    the payloads are; `GET /messages/{message_id}` answers one message with its payload.
+    """
     return await service.list(client.sub, filters)
 
 

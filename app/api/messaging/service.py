@@ -3,12 +3,13 @@
 import hashlib
 import json
 import uuid
+from datetime import timedelta
 
 from loguru import logger
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.messaging.models import DeliveryRead, MessageCreate, MessageFilters, MessageRead
+from app.api.messaging.models import DeliveryRead, MessageCreate, MessageFilters, MessageRead, MessageSummary
 from app.api.messaging.queue import DeliveryQueue
 from app.api.pagination import PageOut, PageParams, page_out
 from app.core.exceptions import ConflictError, NotFoundError
@@ -19,6 +20,7 @@ from app.db.message.model import Message, MessageStatus
 from app.db.message.table import MessagesTable
 
 IN_FLIGHT = (MessageStatus.PENDING, MessageStatus.DELIVERING)
+DEFAULT_IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
 
 
 def request_hash(data: MessageCreate) -> str:
@@ -28,10 +30,17 @@ def request_hash(data: MessageCreate) -> str:
 
 
 class MessagingService:
-    def __init__(self, session: AsyncSession, queue: DeliveryQueue, max_attempts: int) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        queue: DeliveryQueue,
+        max_attempts: int,
+        idempotency_key_ttl: timedelta = DEFAULT_IDEMPOTENCY_KEY_TTL,
+    ) -> None:
         self.session = session
         self.queue = queue
         self.max_attempts = max_attempts
+        self.idempotency_key_ttl = idempotency_key_ttl
         self.messages = MessagesTable(session)
         self.deliveries = DeliveriesTable(session)
 
@@ -39,8 +48,10 @@ class MessagingService:
         fingerprint = request_hash(data)
         if idempotency_key is not None:
             existing = await self.messages.first_by(client_id=client_id, idempotency_key=idempotency_key)
-            if existing is not None:
+            if existing is not None and existing.created_at > utcnow() - self.idempotency_key_ttl:
                 return self._replay(existing, fingerprint)
+            if existing is not None:  # honoured for its period only: now the key names a new message
+                await self.messages.release_idempotency_key(existing.id)
         message = Message(
             client_id=client_id,
             event=data.event,
@@ -68,11 +79,17 @@ class MessagingService:
             logger.warning("Could not enqueue message {}; housekeeping will re-queue it: {!r}", message.id, exc)
         return MessageRead.model_validate(message)
 
-    async def list(self, client_id: str, filters: MessageFilters) -> PageOut[MessageRead]:
+    async def list(self, client_id: str, filters: MessageFilters) -> PageOut[MessageSummary]:
+        # Payloads are not even read: a page of large payloads would be large in memory too.
         page = await self.messages.page(
-            filters.limit, filters.cursor, client_id=client_id, event=filters.event, status=filters.status
+            filters.limit,
+            filters.cursor,
+            client_id=client_id,
+            event=filters.event,
+            status=filters.status,
+            unloaded=("payload",),
         )
-        return page_out(page, MessageRead)
+        return page_out(page, MessageSummary)
 
     async def get(self, client_id: str, message_id: uuid.UUID) -> MessageRead:
         return MessageRead.model_validate(await self._owned(client_id, message_id))

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.api.validation import StorableText, check_event_name, check_http_url, check_text
+from app.db.webhook.model import DisabledReason
 
 MAX_EVENTS = 50
 DESCRIPTION_MAX_LENGTH = 500
@@ -77,7 +78,17 @@ class WebhookRead(BaseModel):
     url: str
     events: list[str]
     description: str | None
-    active: bool
+    active: bool = Field(
+        description="False: sent nothing (its messages are recorded as not sent) until set true again with PATCH."
+    )
+    disabled_reason: DisabledReason | None = Field(
+        description="Why it is inactive: `gone` (the endpoint answered 410 Gone), `failing` (every attempt failed "
+        "for WEBHOOK_DISABLE_AFTER_FAILING_DAYS, default 5) or `manual` (the client turned it off); null if active."
+    )
+    disabled_at: datetime | None = Field(description="When it became inactive; null if active.")
+    failing_since: datetime | None = Field(
+        description="The first failed attempt since the last successful one; null while the endpoint answers 2xx."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -5,11 +5,12 @@ from fastapi import APIRouter, Depends, status
 
 from app.api.deps import SessionDep, TargetGuardDep, require_scopes
 from app.api.pagination import PageOut, PageQuery
+from app.api.routing import ApiRoute
 from app.api.webhook.models import WebhookCreate, WebhookCreated, WebhookRead, WebhookUpdate
 from app.api.webhook.service import WebhookService
 from app.core.security import Principal
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=ApiRoute)
 
 Reader = Annotated[Principal, Depends(require_scopes("webhooks:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("webhooks:write"))]
@@ -44,7 +45,12 @@ async def get_webhook(webhook_id: uuid.UUID, client: Reader, service: WebhookSer
 async def update_webhook(
     webhook_id: uuid.UUID, data: WebhookUpdate, client: Writer, service: WebhookServiceDep
 ) -> WebhookRead:
-    """Change the URL, events, description or active flag; fields not sent are left alone."""
+    """Change the URL, events, description or active flag; fields not sent are left alone.
+
+    `{"active": true}` brings back a webhook that the service disabled (410 Gone, or failing for days) or the
+    client turned off: it receives new messages again, and the ones recorded as not sent meanwhile can be
+    re-sent with `POST /messages/{id}/redeliver`.
+    """
     return await service.update(client.sub, webhook_id, data)
 
 

@@ -9,6 +9,7 @@ from app.api.webhook.models import WebhookCreate, WebhookCreated, WebhookRead, W
 from app.clients.webhooks.signing import generate_secret
 from app.clients.webhooks.target import TargetGuard, TargetRejectedError
 from app.core.exceptions import NotFoundError, ValidationFailedError
+from app.core.time import utcnow
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
 
@@ -39,7 +40,10 @@ class WebhookService:
             await self._check_target(data.url)
         webhook = await self._owned(client_id, webhook_id)
         # One read, then the changed instance is written: no second lookup that could miss the row.
-        webhook.sqlmodel_update(data.model_dump(exclude_unset=True))
+        changes = data.model_dump(exclude_unset=True)
+        if "active" in changes:  # with its reason and time (app/db/webhook/model.py)
+            webhook.set_active(changes.pop("active"), utcnow())
+        webhook.sqlmodel_update(changes)
         await self.webhooks.update_model(webhook)
         await self.session.commit()
         return WebhookRead.model_validate(webhook)

@@ -1,13 +1,16 @@
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, exists, or_, select, update
 from sqlmodel import col
 
 from app.db.base_table import BaseTable
 from app.db.delivery.model import Delivery
 from app.db.message.model import Message, MessageStatus
+
+FINISHED = (MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.PARTIALLY_FAILED)
 
 
 class MessagesTable(BaseTable[Message]):
@@ -15,7 +18,8 @@ class MessagesTable(BaseTable[Message]):
 
     async def lock(self, id: uuid.UUID, *, client_id: str | None = None) -> Message | None:
         """The message (of `client_id`, if given), locked until the transaction ends: changes to its
-        status and delivery records are made one at a time."""
+        status and delivery records are made one at a time. Waits for another holder of the lock at most the
+        connection's lock_timeout (app/db/engine.py), then fails as lock_not_available."""
         statement = select(Message).where(col(Message.id) == id)
         if client_id is not None:
             statement = statement.where(col(Message.client_id) == client_id)
@@ -58,3 +62,27 @@ class MessagesTable(BaseTable[Message]):
             return
         statement = update(Message).where(col(Message.id).in_(ids)).values(status=MessageStatus.PENDING, updated_at=at)
         await self.session.execute(statement)
+
+    async def release_idempotency_key(self, id: uuid.UUID) -> None:
+        """The message's Idempotency-Key has expired: free it for a new message (the message stays)."""
+        statement = update(Message).where(col(Message.id) == id).values(idempotency_key=None, request_hash=None)
+        await self.session.execute(statement)
+
+    async def purge_finished_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to `limit` finished messages last changed before `cutoff` (their deliveries go with them,
+        ON DELETE CASCADE); returns how many. One bounded statement, read from messages_finished_idx; a
+        message locked right now (being redelivered) is skipped."""
+        batch = (
+            select(col(Message.id))
+            .where(col(Message.status).in_(FINISHED), col(Message.updated_at) < cutoff)
+            .order_by(col(Message.updated_at))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            delete(Message)
+            .where(col(Message.id).in_(batch.scalar_subquery()))
+            .execution_options(synchronize_session=False)
+        )
+        result = cast(CursorResult[Any], await self.session.execute(statement))
+        return result.rowcount

@@ -1,6 +1,5 @@
 """Liveness and readiness against the real PostgreSQL and Redis, and against really unreachable ones."""
 
-import socket
 from collections.abc import Iterator
 
 import httpx
@@ -30,6 +29,7 @@ async def ready_with(
     redis: Redis | None = None,
     versions: frozenset[str] | None = None,
     check_timeout: float = 2.0,
+    redis_required: bool = False,
 ) -> httpx.Response:
     """GET /health/ready with the readiness checks pointed at `database`, `redis` and `versions`."""
     health = HealthService(
@@ -37,6 +37,7 @@ async def ready_with(
         redis or app.state.redis,
         shipped_migration_versions() if versions is None else versions,
         check_timeout,
+        redis_required=redis_required,
     )
     app.dependency_overrides[get_health_service] = lambda: health
     return await client.get("/health/ready")
@@ -59,8 +60,22 @@ async def test_ready_when_everything_answers(client: httpx.AsyncClient) -> None:
     }
 
 
-async def test_not_ready_when_redis_is_unreachable() -> None:
+async def test_ready_but_degraded_while_redis_is_unreachable() -> None:
+    # The API keeps working without Redis (the rate limiter fails open, messages wait for housekeeping):
+    # a Redis blip must not take every instance out of the load balancer.
     async with serve(build_app(REDIS_PORT=closed_port())) as client:
+        response = await client.get("/health/ready")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["database"] == {"status": "ok", "detail": None}
+    assert body["checks"]["redis"]["status"] == "degraded"
+    assert body["checks"]["redis"]["detail"].startswith("unreachable (")
+
+
+async def test_not_ready_when_redis_is_unreachable_and_the_rate_limiter_fails_closed() -> None:
+    async with serve(build_app(REDIS_PORT=closed_port(), RATE_LIMIT_FAIL_OPEN=False)) as client:
         response = await client.get("/health/ready")
 
     body = assert_problem(response, 503)
@@ -122,21 +137,19 @@ async def test_not_ready_when_the_database_was_never_migrated(
     assert body["checks"]["database"]["detail"] == "not migrated (no schema_migrations table)"
 
 
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections and never answers (a hung server)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        yield listener.getsockname()[1]
-
-
-async def test_not_ready_when_redis_hangs(client: httpx.AsyncClient, app: FastAPI, silent_port: int) -> None:
+@pytest.mark.parametrize("required", [False, True])
+async def test_a_hung_redis_is_reported_within_the_timeout(
+    client: httpx.AsyncClient, app: FastAPI, silent_port: int, required: bool
+) -> None:
     hung = Redis(host="127.0.0.1", port=silent_port)
     try:
-        response = await ready_with(client, app, redis=hung, check_timeout=0.2)
+        response = await ready_with(client, app, redis=hung, check_timeout=0.2, redis_required=required)
     finally:
         await hung.aclose()
 
-    body = assert_problem(response, 503)
-    assert body["checks"]["redis"] == {"status": "failing", "detail": "no answer within 0.2s"}
+    if required:
+        body = assert_problem(response, 503)
+        assert body["checks"]["redis"] == {"status": "failing", "detail": "no answer within 0.2s"}
+    else:
+        assert response.status_code == 200, response.text
+        assert response.json()["checks"]["redis"] == {"status": "degraded", "detail": "no answer within 0.2s"}

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.message.model import MessageStatus
 from app.db.message.table import MessagesTable
 from tests.api.conftest import MessageFactory
+from tests.support.factories import create_message as create_message_row
 from tests.support.fakes import BrokenQueue, RecordingQueue
 from tests.support.problems import assert_problem
 from tests.support.tokens import HeadersFactory
@@ -241,7 +242,34 @@ async def test_list_is_newest_first_and_only_own(
     assert response.status_code == 200
     body = response.json()
     assert body["next_cursor"] is None
-    assert body["items"] == [second, first]
+    # A list item is the message without its payload (GET /messages/{id} has it).
+    assert body["items"] == [without_payload(second), without_payload(first)]
+
+
+def without_payload(message: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in message.items() if name != "payload"}
+
+
+async def test_a_page_of_large_messages_stays_small(
+    client: httpx.AsyncClient, headers_for: HeadersFactory, db_session: AsyncSession, statements: list[str]
+) -> None:
+    # Ten messages of almost 1 MiB each, written straight to the table (posting them would take long).
+    big = {"blob": "x" * 1_000_000}
+    for n in range(10):
+        await create_message_row(db_session, client_id="client-big", event="order." + "x" * 90, payload={**big, "n": n})
+
+    statements.clear()
+    response = await client.get(MESSAGES, params={"limit": 100}, headers=headers_for("client-big"))
+
+    assert response.status_code == 200
+    (query,) = [sql for sql in statements if "FROM messages" in sql]
+    assert "payload" not in query  # not even read into memory
+    items = response.json()["items"]
+    assert len(items) == 10
+    assert all("payload" not in item for item in items)
+    assert len(response.content) < 10 * 300  # about 250 bytes an item, whatever the payloads
+    one = await client.get(f"{MESSAGES}/{items[0]['id']}", headers=headers_for("client-big"))
+    assert one.json()["payload"]["blob"] == big["blob"]
 
 
 # ---- authentication and scopes -----------------------------------------------------------------

@@ -15,7 +15,18 @@ from tests.support.problems import assert_problem
 from tests.support.tokens import HeadersFactory
 
 WEBHOOKS = "/api/v1/webhooks"
-READ_FIELDS = {"id", "url", "events", "description", "active", "created_at", "updated_at"}
+READ_FIELDS = {
+    "id",
+    "url",
+    "events",
+    "description",
+    "active",
+    "disabled_reason",
+    "disabled_at",
+    "failing_since",
+    "created_at",
+    "updated_at",
+}
 
 
 async def test_create_returns_the_webhook_and_its_secret_once(
