@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.clients.rate_limiter import RateLimiter
 from app.clients.webhooks.target import TargetGuard
 from app.core.config import Settings
+from app.core.encryption import KeyRing
 from app.core.exceptions import AuthenticationError, PermissionDeniedError, RateLimitedError
 from app.core.security import Principal, TokenVerifier
 from app.db.engine import SessionFactory
@@ -54,11 +55,17 @@ def get_target_guard(request: Request) -> TargetGuard:
     return guard
 
 
+def get_keyring(request: Request) -> KeyRing:
+    keyring: KeyRing = request.app.state.keyring
+    return keyring
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 TargetGuardDep = Annotated[TargetGuard, Depends(get_target_guard)]
+KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
 
 bearer_scheme = HTTPBearer(auto_error=False, description="A JWT; `make token sub=NAME` mints one locally.")
 

@@ -15,16 +15,16 @@ from app.db.message.model import Message
 from app.db.message.table import MessagesTable
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
+from tests.support.sealing import KEYRING
 
 
 async def create_webhook(session: AsyncSession, **overrides: Any) -> Webhook:
-    values: dict[str, Any] = {
-        "client_id": "client-a",
-        "url": "https://example.com/hooks",
-        "events": ["order.created"],
-        "secret": generate_secret(),
-    }
-    return await WebhooksTable(session).insert_model(Webhook(**{**values, **overrides}))
+    """A webhook; `secret=` (plain text, default a new one) is stored sealed, as the API stores it."""
+    secret = overrides.pop("secret", None) or generate_secret()
+    values: dict[str, Any] = {"client_id": "client-a", "url": "https://example.com/hooks", "events": ["order.created"]}
+    webhook = Webhook(**{**values, **overrides})
+    webhook.set_secret(KEYRING.seal(secret, context=webhook.secret_context))
+    return await WebhooksTable(session).insert_model(webhook)
 
 
 async def create_message(session: AsyncSession, **overrides: Any) -> Message:
