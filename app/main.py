@@ -3,7 +3,8 @@
 create_app(settings) configures the process (logging, Sentry, tracing) and wires the HTTP edge (middleware,
 error handlers, routers); its lifespan builds every resource the API uses from the same settings and closes
 them at shutdown: the engine and session factory, Redis, the outgoing HTTP client, the token verifier,
-the rate limiter, the webhook target guard and the task queue. Nothing is connected at import.
+the rate limiter, the webhook target guard, the key ring sealing webhook secrets and the task queue.
+Nothing is connected at import.
 """
 
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from app.clients.jwks import JwksClient
 from app.clients.rate_limiter import RateLimiter
 from app.clients.webhooks.target import TargetGuard
 from app.core.config import Settings, get_settings
+from app.core.encryption import KeyRing
 from app.core.logging import configure_logging
 from app.core.security import TokenVerifier
 from app.core.sentry import init_sentry
@@ -49,18 +51,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.rate_limiter = RateLimiter(
         state.redis, settings.RATE_LIMIT_PER_MINUTE, fail_open=settings.RATE_LIMIT_FAIL_OPEN
     )
-    state.target_guard = TargetGuard(allow_private=settings.allow_private_webhook_targets)
+    state.target_guard = TargetGuard(
+        allow_private=settings.allow_private_webhook_targets, dns_timeout_seconds=settings.WEBHOOK_DNS_TIMEOUT_SECONDS
+    )
+    state.keyring = KeyRing(settings.webhook_secret_keys)
     # Handed off, never awaited by the request: a message is committed before it is published (handoff.py).
     state.delivery_queue = HandOffQueue(CeleryDeliveryQueue(create_celery_app(settings)))
     try:
         async with httpx.AsyncClient() as http_client:
             jwks = None
             if settings.JWT_JWKS_URL:
-                jwks = JwksClient(settings.JWT_JWKS_URL, http_client, settings.JWT_JWKS_CACHE_SECONDS)
+                jwks = JwksClient(
+                    settings.JWT_JWKS_URL,
+                    http_client,
+                    settings.JWT_JWKS_CACHE_SECONDS,
+                    max_stale_seconds=settings.JWT_JWKS_MAX_STALE_SECONDS,
+                )
             state.token_verifier = TokenVerifier(settings, jwks)
             yield
     finally:
         await state.delivery_queue.aclose()
+        state.target_guard.close()
         await state.redis.aclose()
         await state.engine.dispose()
 

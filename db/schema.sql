@@ -78,10 +78,15 @@ CREATE TABLE public.webhooks (
     events text[] NOT NULL,
     description text,
     active boolean DEFAULT true NOT NULL,
-    secret text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    deleted_at timestamp with time zone
+    deleted_at timestamp with time zone,
+    secret_key_id text NOT NULL,
+    secret_ciphertext bytea NOT NULL,
+    previous_secret_key_id text,
+    previous_secret_ciphertext bytea,
+    previous_secret_expires_at timestamp with time zone,
+    CONSTRAINT webhooks_previous_secret_complete CHECK ((((previous_secret_key_id IS NULL) = (previous_secret_ciphertext IS NULL)) AND ((previous_secret_key_id IS NULL) = (previous_secret_expires_at IS NULL))))
 );
 
 
@@ -231,4 +236,5 @@ ALTER TABLE ONLY public.deliveries
 INSERT INTO public.schema_migrations (version) VALUES
     ('20261125110000'),
     ('20261125110100'),
-    ('20261125110200');
+    ('20261125110200'),
+    ('20261201120000');

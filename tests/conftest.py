@@ -23,6 +23,7 @@ from app.main import create_app
 from tests.support.database import clone, recreate_migrated
 from tests.support.jwks_provider import JwksServer, SigningKey, ec_signing_key, rsa_signing_key
 from tests.support.receiver import Receiver, running_receiver
+from tests.support.sealing import KEYRING
 from tests.support.settings import TEMPLATE_DB, test_settings
 from tests.support.silent import silent_server
 from tests.support.sql import recorded_statements
@@ -117,9 +118,11 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def webhook_client(http_client: httpx.AsyncClient) -> WebhookClient:
-    """The webhook client, allowed to call the local receiver."""
-    return WebhookClient(http_client, TargetGuard(allow_private=True))
+async def webhook_client() -> AsyncIterator[WebhookClient]:
+    """The webhook client, allowed to call the local receiver, with the suite's key ring."""
+    client = WebhookClient(TargetGuard(allow_private=True), KEYRING)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

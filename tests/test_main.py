@@ -3,6 +3,8 @@
 from typing import Any
 
 from app.clients.jwks import JwksClient
+from app.clients.webhooks.target import DnsResolver, TargetGuard
+from app.core.encryption import KeyRing
 from app.core.security import TokenVerifier
 from tests.support.apps import build_app, serve
 from tests.support.problems import assert_problem
@@ -52,3 +54,16 @@ async def test_docs_are_served_only_when_enabled() -> None:
     async with serve(build_app(DOCS_ENABLED=False)) as client:
         assert_problem(await client.get("/openapi.json"), 404)
         assert_problem(await client.get("/docs"), 404)
+
+
+async def test_the_target_guard_resolves_with_a_deadline_and_threads_of_its_own() -> None:
+    app = build_app(WEBHOOK_DNS_TIMEOUT_SECONDS=1.5, WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
+
+    await run_lifespan(app)
+
+    guard = app.state.target_guard
+    assert isinstance(guard, TargetGuard)
+    assert not guard.allow_private
+    assert isinstance(guard.resolver, DnsResolver)
+    assert guard.resolver.timeout_seconds == 1.5
+    assert isinstance(app.state.keyring, KeyRing)

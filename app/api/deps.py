@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.clients.rate_limiter import RateLimiter
 from app.clients.webhooks.target import TargetGuard
 from app.core.config import Settings
+from app.core.encryption import KeyRing
 from app.core.exceptions import AppError, AuthenticationError, PermissionDeniedError, RateLimitedError
 from app.core.security import Principal, TokenVerifier
 from app.db.engine import SessionFactory
@@ -67,6 +68,11 @@ async def get_target_guard(request: Request) -> TargetGuard:
     return guard
 
 
+async def get_keyring(request: Request) -> KeyRing:
+    keyring: KeyRing = request.app.state.keyring
+    return keyring
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 # scope="function": the session closes (its connection back in the pool) once the endpoint has returned and its
@@ -74,6 +80,7 @@ EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 TargetGuardDep = Annotated[TargetGuard, Depends(get_target_guard)]
+KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
 
 bearer_scheme = HTTPBearer(auto_error=False, description="A JWT; `make token sub=NAME` mints one locally.")
 

@@ -1,12 +1,18 @@
-"""Signing keys from an identity provider's JWKS endpoint, cached and refreshed on rotation."""
+"""Signing keys from an identity provider's JWKS endpoint, cached and refreshed on rotation.
+
+The key set fetched last is kept: while refreshes fail it still verifies tokens for up to
+`max_stale_seconds` past its cache lifetime, so an outage of the identity provider's endpoint does not reject
+every token the moment the cache expires. A successful refresh replaces it at once (a key the provider
+withdrew stops verifying).
+"""
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import backoff
 import httpx
-from cachetools import TTLCache
 from loguru import logger
 
 from app.core.exceptions import AuthenticationError, ServiceUnavailableError
@@ -18,8 +24,9 @@ FETCH_BACKOFF_FACTOR = 0.2
 # An unknown `kid` forces a refetch (key rotation), but at most this often, so that tokens with
 # made-up key ids cannot turn the API into a load generator against the identity provider.
 MIN_REFRESH_INTERVAL_SECONDS = 30.0
+DEFAULT_MAX_STALE_SECONDS = 86_400.0
 
-_CACHE_KEY = "keys"
+Keys = dict[str, dict[str, Any]]
 
 
 def _is_client_error(exc: Exception) -> bool:
@@ -32,56 +39,74 @@ class JwksClient:
         self,
         url: str,
         http_client: httpx.AsyncClient,
-        cache_seconds: int,
+        cache_seconds: float,
         *,
+        max_stale_seconds: float = DEFAULT_MAX_STALE_SECONDS,
         min_refresh_interval: float = MIN_REFRESH_INTERVAL_SECONDS,
         backoff_factor: float = FETCH_BACKOFF_FACTOR,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.http_client = http_client
+        self.cache_seconds = cache_seconds
+        self.max_stale_seconds = max_stale_seconds
         self.min_refresh_interval = min_refresh_interval
         self.backoff_factor = backoff_factor
-        # cachetools' @cached does not work on coroutines; a TTLCache plus a lock does.
-        self._cache: TTLCache[str, dict[str, dict[str, Any]]] = TTLCache(maxsize=1, ttl=cache_seconds)
+        self.clock = clock
+        self._keys: Keys | None = None  # the last good key set, and when it was fetched
+        self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
         self._last_fetch = float("-inf")
-        self._last_fetch_failed = False
 
     async def get_key(self, kid: str) -> dict[str, Any]:
-        keys = await self._keys(force=False)
+        keys = await self._current(force=False)
         if kid not in keys:
-            keys = await self._keys(force=True)
+            keys = await self._current(force=True)
         try:
             return keys[kid]
         except KeyError:
             raise AuthenticationError("The token was signed with an unknown key.") from None
 
-    async def _keys(self, *, force: bool) -> dict[str, dict[str, Any]]:
-        cached = self._cache.get(_CACHE_KEY)
-        if cached is not None and not force:
-            return cached  # the common case takes no lock
+    def _age(self) -> float:
+        return self.clock() - self._fetched_at
+
+    def _usable(self) -> Keys | None:
+        """The last good key set, unless it is more than max_stale_seconds past its cache lifetime."""
+        if self._keys is not None and self._age() <= self.cache_seconds + self.max_stale_seconds:
+            return self._keys
+        return None
+
+    async def _current(self, *, force: bool) -> Keys:
+        if self._keys is not None and not force and self._age() < self.cache_seconds:
+            return self._keys  # the common case takes no lock
+        usable = self._usable()
+        if usable is not None and self._lock.locked():
+            return usable  # a refresh is under way: don't queue requests behind it while keys are at hand
         async with self._lock:
-            cached = self._cache.get(_CACHE_KEY)
-            attempted_recently = time.monotonic() - self._last_fetch < self.min_refresh_interval
-            if cached is not None and (not force or attempted_recently):
+            cached = self._keys
+            attempted_recently = self.clock() - self._last_fetch < self.min_refresh_interval
+            if cached is not None and self._age() < self.cache_seconds and (not force or attempted_recently):
                 return cached
-            if cached is None and attempted_recently and self._last_fetch_failed:
-                raise _keys_unavailable()  # don't queue every request behind another failing fetch
-            # Counted from the attempt, not the success: a failing provider is asked at most once per interval.
-            self._last_fetch = time.monotonic()
+            if attempted_recently:
+                # Counted from the attempt, not the success: a failing provider is asked at most once per interval.
+                return self._last_good()
+            self._last_fetch = self.clock()
             try:
                 keys = await self._fetch()
             except (httpx.HTTPError, ValueError) as exc:
-                self._last_fetch_failed = True
-                logger.warning("JWKS fetch from {} failed: {}", self.url, exc)
-                if cached is not None:
-                    return cached  # a refresh for an unknown kid failed: the token is refused as unknown
-                raise _keys_unavailable() from None
-            self._last_fetch_failed = False
-            self._cache[_CACHE_KEY] = keys
+                kept = "" if self._usable() is None else f"; verifying with the keys fetched {self._age():.0f} s ago"
+                logger.warning("JWKS fetch from {} failed: {}{}", self.url, exc, kept)
+                return self._last_good()
+            self._keys, self._fetched_at = keys, self.clock()
             return keys
 
-    async def _fetch(self) -> dict[str, dict[str, Any]]:
+    def _last_good(self) -> Keys:
+        usable = self._usable()
+        if usable is None:
+            raise _keys_unavailable()
+        return usable
+
+    async def _fetch(self) -> Keys:
         fetch = backoff.on_exception(
             backoff.expo,
             httpx.HTTPError,
@@ -91,7 +116,7 @@ class JwksClient:
         )(self._fetch_once)
         return await fetch()
 
-    async def _fetch_once(self) -> dict[str, dict[str, Any]]:
+    async def _fetch_once(self) -> Keys:
         response = await self.http_client.get(self.url, timeout=FETCH_TIMEOUT_SECONDS)
         response.raise_for_status()
         document = response.json()

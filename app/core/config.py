@@ -1,8 +1,11 @@
 """Application settings: the only module that reads the environment."""
 
+import base64
+import binascii
+import re
 from functools import lru_cache
 from typing import Annotated, Literal, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -13,6 +16,12 @@ LogFormat = Literal["text", "json"]
 # Deliberately recognisable: refused outside local/test so it can never sign production tokens.
 DEV_JWT_SECRET = "local-development-secret-change-me-0123456789"  # noqa: S105 - public on purpose
 LOCAL_ENVIRONMENTS: frozenset[str] = frozenset({"local", "test"})
+# The key that seals webhook signing secrets in local/test when WEBHOOK_SECRET_KEYS is unset; public on
+# purpose like DEV_JWT_SECRET, and refused elsewhere. 32 bytes: an AES-256 key.
+DEV_WEBHOOK_SECRET_KEY_ID = "dev"  # noqa: S105 - a key's name, not a key
+DEV_WEBHOOK_SECRET_KEY = b"local-development-key-change-me!"
+WEBHOOK_SECRET_KEY_BYTES = 32
+_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 def _split_csv(value: object) -> object:
@@ -117,6 +126,19 @@ class Settings(BaseSettings):
     RATE_LIMIT_PER_MINUTE: int = Field(default=600, ge=1)
     RATE_LIMIT_FAIL_OPEN: bool = True
 
+    # Security: outbound webhook requests, signing secrets at rest, identity-provider keys
+    # `kid:base64-of-32-bytes,...`: AES-256-GCM keys sealing signing secrets; the first seals new values,
+    # the others only open values sealed before a key rotation. Unset: a development key (local/test only).
+    WEBHOOK_SECRET_KEYS: SecretStr | None = None
+    # After a secret rotation, deliveries are signed with the previous secret too for this long.
+    WEBHOOK_SECRET_OVERLAP_SECONDS: int = Field(default=86_400, ge=0, le=7 * 86_400)
+    # Each DNS lookup of a webhook's host (at registration; once per connection at delivery) gets this long.
+    WEBHOOK_DNS_TIMEOUT_SECONDS: float = Field(default=3.0, gt=0, le=30)
+    # Send every delivery through this HTTP(S) proxy (e.g. an egress proxy that enforces the address policy).
+    WEBHOOK_EGRESS_PROXY: str | None = None
+    # While the JWKS endpoint fails, keep verifying with the last key set fetched for up to this long.
+    JWT_JWKS_MAX_STALE_SECONDS: int = Field(default=86_400, ge=0)
+
     @field_validator("CORS_ALLOW_ORIGINS", mode="before")
     @classmethod
     def _parse_origins(cls, value: object) -> object:
@@ -129,11 +151,28 @@ class Settings(BaseSettings):
         "LOG_FORMAT",
         "SENTRY_DSN",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "WEBHOOK_SECRET_KEYS",
+        "WEBHOOK_EGRESS_PROXY",
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("WEBHOOK_SECRET_KEYS")
+    @classmethod
+    def _check_secret_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _parse_secret_keys(value.get_secret_value())  # raises ValueError naming what is wrong, not the key
+        return value
+
+    @field_validator("WEBHOOK_EGRESS_PROXY")
+    @classmethod
+    def _check_egress_proxy(cls, value: str | None) -> str | None:
+        parts = urlsplit(value or "")
+        if value is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("WEBHOOK_EGRESS_PROXY must be an http:// or https:// proxy URL")
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Self:
@@ -148,13 +187,42 @@ class Settings(BaseSettings):
             problems.append("CORS_ALLOW_ORIGINS contains '*'; list the allowed origins")
         if self.DOCS_ENABLED and "DOCS_ENABLED" not in self.model_fields_set:
             problems.append("API docs are on by default; set DOCS_ENABLED=false, or true to publish them")
+        problems.extend(self._security_problems())
         if problems:
             raise ValueError(f"unsafe settings for APP_ENVIRONMENT={self.APP_ENVIRONMENT}: " + "; ".join(problems))
         return self
 
+    def _security_problems(self) -> list[str]:
+        """Outside local/test: a key of our own for secrets at rest, no private webhook targets, and a JWKS
+        endpoint reached over TLS whose tokens are checked for this service (issuer and audience)."""
+        problems: list[str] = []
+        if self.WEBHOOK_SECRET_KEYS is None:
+            problems.append(
+                "WEBHOOK_SECRET_KEYS is not set; webhook signing secrets are sealed with it: "
+                "set WEBHOOK_SECRET_KEYS=<key id>:$(openssl rand -base64 32)"
+            )
+        elif any(key == DEV_WEBHOOK_SECRET_KEY for _, key in self.webhook_secret_keys):
+            problems.append("WEBHOOK_SECRET_KEYS contains the development key; generate one of your own")
+        if self.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+            problems.append("WEBHOOK_ALLOW_PRIVATE_TARGETS=true lets tenants reach internal hosts (local only)")
+        if self.JWT_JWKS_URL is not None:
+            if urlsplit(self.JWT_JWKS_URL).scheme != "https":
+                problems.append("JWT_JWKS_URL must use https://")
+            if self.JWT_ISSUER is None or self.JWT_AUDIENCE is None:
+                problems.append("JWT_JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE, so tokens issued for others fail")
+        return problems
+
     @property
     def is_local(self) -> bool:
         return self.APP_ENVIRONMENT in LOCAL_ENVIRONMENTS
+
+    @property
+    def webhook_secret_keys(self) -> list[tuple[str, bytes]]:
+        """(key id, key) pairs, the one sealing new values first; the development key when unset (local only,
+        since the service refuses to start elsewhere without WEBHOOK_SECRET_KEYS)."""
+        if self.WEBHOOK_SECRET_KEYS is None:
+            return [(DEV_WEBHOOK_SECRET_KEY_ID, DEV_WEBHOOK_SECRET_KEY)]
+        return _parse_secret_keys(self.WEBHOOK_SECRET_KEYS.get_secret_value())
 
     @property
     def allow_private_webhook_targets(self) -> bool:
@@ -192,6 +260,29 @@ class Settings(BaseSettings):
         user = quote(self.DB_USERNAME, safe="")
         auth = f"{user}:{quote(password, safe='')}" if password else user
         return f"{scheme}://{auth}@{self.DB_HOST}:{self.DB_PORT}/{self.DB_NAME}"
+
+
+def _parse_secret_keys(value: str) -> list[tuple[str, bytes]]:
+    """`kid:base64,kid:base64` as (kid, key) pairs. Errors name the entry by position, never echo a key."""
+    keys: list[tuple[str, bytes]] = []
+    for position, entry in enumerate((item.strip() for item in value.split(",") if item.strip()), start=1):
+        key_id, separator, encoded = entry.partition(":")
+        if not separator or not _KEY_ID.fullmatch(key_id):
+            raise ValueError(
+                f"WEBHOOK_SECRET_KEYS entry {position} is not `<key id>:<base64 key>` (key ids: A-Z a-z 0-9 _ . -)"
+            )
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except binascii.Error:
+            raise ValueError(f"WEBHOOK_SECRET_KEYS entry {position} ({key_id}) is not valid base64") from None
+        if len(key) != WEBHOOK_SECRET_KEY_BYTES:
+            raise ValueError(f"WEBHOOK_SECRET_KEYS entry {position} ({key_id}) is not {WEBHOOK_SECRET_KEY_BYTES} bytes")
+        if any(key_id == known for known, _ in keys):
+            raise ValueError(f"WEBHOOK_SECRET_KEYS names key id {key_id} twice")
+        keys.append((key_id, key))
+    if not keys:
+        raise ValueError("WEBHOOK_SECRET_KEYS is empty")
+    return keys
 
 
 @lru_cache

@@ -1,4 +1,4 @@
-"""Each worker process's runtime: one event loop, one engine and session factory, one HTTP client.
+"""Each worker process's runtime: one event loop, one engine and session factory, one webhook client.
 
 Celery's prefork pool runs tasks as plain functions; they run their coroutines on this process's loop.
 Never a loop per call: pooled asyncpg connections are bound to the loop that opened them. The runtime is
@@ -10,13 +10,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import httpx
-
 from app.api.messaging.delivery_policy import DeliveryPolicy
 from app.api.messaging.delivery_service import DeliveryService
 from app.api.messaging.queue import DeliveryQueue
-from app.clients.webhooks.client import WebhookClient
-from app.clients.webhooks.target import TargetGuard
+from app.clients.webhooks.client import WebhookClient, create_webhook_client
 from app.core.config import Settings
 from app.db.engine import DatabaseTimeouts, create_engine, create_session_factory
 
@@ -31,24 +28,22 @@ class WorkerRuntime:
         self.loop = asyncio.new_event_loop()
         self.engine = create_engine(settings, DatabaseTimeouts.for_worker(settings))
         self.session_factory = create_session_factory(self.engine)
-        self._http_client: httpx.AsyncClient | None = None
+        self._webhook_client: WebhookClient | None = None
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
 
     @asynccontextmanager
     async def delivery_service(self) -> AsyncIterator[DeliveryService]:
-        if self._http_client is None:  # made on the loop that uses it
-            self._http_client = httpx.AsyncClient()
-        guard = TargetGuard(allow_private=self.settings.allow_private_webhook_targets)
-        client = WebhookClient(self._http_client, guard)
+        if self._webhook_client is None:  # made on the loop that uses it
+            self._webhook_client = create_webhook_client(self.settings)
         async with self.session_factory() as session:
-            yield DeliveryService(session, client, self.queue, self.policy)
+            yield DeliveryService(session, self._webhook_client, self.queue, self.policy)
 
     def close(self) -> None:
         async def close_async() -> None:
-            if self._http_client is not None:
-                await self._http_client.aclose()
+            if self._webhook_client is not None:
+                await self._webhook_client.aclose()
             await self.engine.dispose()
 
         self.run(close_async())

@@ -209,3 +209,21 @@ async def test_provider_down_is_503(rsa_key: SigningKey) -> None:
     assert body["title"] == "Service Unavailable"
     assert body["detail"] == "The identity provider's signing keys are unavailable."
     assert "127.0.0.1" not in response.text
+
+
+async def test_tokens_still_authenticate_while_the_provider_is_down_after_the_cache_expired(
+    provider: JwksServer, rsa_key: SigningKey
+) -> None:
+    # The finding: once the cache TTL passed, a failing refresh rejected every token.
+    app = build_app(JWT_JWKS_URL=provider.url, JWT_AUDIENCE=AUDIENCE, JWT_JWKS_CACHE_SECONDS=1)
+    async with serve(app) as client:
+        keys = keys_of(app)
+        keys.backoff_factor = keys.min_refresh_interval = 0.0
+        assert (await me(client, rsa_key.sign(claims()))).status_code == 200
+        provider.fail_next(503, times=1000)
+        keys._fetched_at -= 2  # the cache expired a second ago
+
+        response = await me(client, rsa_key.sign(claims()))
+
+    assert response.status_code == 200, response.text
+    assert provider.requests == 1 + FETCH_MAX_TRIES

@@ -147,3 +147,95 @@ async def test_an_unreachable_provider_is_service_unavailable(http_client: httpx
 
     with pytest.raises(ServiceUnavailableError, match="signing keys are unavailable"):
         await jwks.get_key("rsa-1")
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def expiring(provider: JwksServer, http_client: httpx.AsyncClient, clock: Clock) -> JwksClient:
+    """Cached for 300 s, then kept for up to an hour more while refreshes fail; no sleeping between retries."""
+    return JwksClient(
+        provider.url, http_client, cache_seconds=300, max_stale_seconds=3600, backoff_factor=0.0, clock=clock
+    )
+
+
+async def test_the_last_good_keys_verify_while_refreshes_fail_up_to_the_staleness_limit(
+    expiring: JwksClient, provider: JwksServer, clock: Clock, rsa_key: SigningKey
+) -> None:
+    assert await expiring.get_key("rsa-1") == rsa_key.public_jwk
+    provider.fail_next(503, times=1000)
+
+    clock.now += 301  # the cache expired: a refresh is tried, fails, and the last good keys still verify
+    assert await expiring.get_key("rsa-1") == rsa_key.public_jwk
+    assert provider.requests == 1 + FETCH_MAX_TRIES
+    clock.now += 10  # within the refresh interval: the failing provider is not asked again
+    assert await expiring.get_key("rsa-1") == rsa_key.public_jwk
+    assert provider.requests == 1 + FETCH_MAX_TRIES
+
+    clock.now = 1000 + 300 + 3600  # the limit itself: still served
+    assert await expiring.get_key("rsa-1") == rsa_key.public_jwk
+    clock.now += 31  # past it, and the refresh fails again: every token is refused, as "unavailable"
+    with pytest.raises(ServiceUnavailableError):
+        await expiring.get_key("rsa-1")
+
+
+async def test_a_refresh_after_an_outage_replaces_the_last_good_keys(
+    expiring: JwksClient, provider: JwksServer, clock: Clock, rsa_key: SigningKey
+) -> None:
+    await expiring.get_key("rsa-1")
+    provider.fail_next(503, times=FETCH_MAX_TRIES)
+    clock.now += 301
+    assert await expiring.get_key("rsa-1") == rsa_key.public_jwk  # served stale
+
+    rotated = ec_signing_key("ec-2")
+    provider.rotate(rotated)  # the provider is back, and withdrew rsa-1
+    clock.now += 31
+    assert await expiring.get_key("ec-2") == rotated.public_jwk
+    with pytest.raises(AuthenticationError, match="unknown key"):
+        await expiring.get_key("rsa-1")
+
+
+async def test_while_a_refresh_is_under_way_stale_keys_are_served_without_waiting(
+    expiring: JwksClient, provider: JwksServer, clock: Clock, rsa_key: SigningKey
+) -> None:
+    await expiring.get_key("rsa-1")
+    clock.now += 301
+    fetched = asyncio.Event()
+    release = asyncio.Event()
+    fetch = expiring._fetch
+
+    async def slow_fetch() -> dict[str, dict[str, object]]:
+        fetched.set()
+        await release.wait()  # an identity provider that takes its time
+        return await fetch()
+
+    expiring._fetch = slow_fetch  # type: ignore[method-assign]
+    refreshing = asyncio.ensure_future(expiring.get_key("rsa-1"))
+    await fetched.wait()
+
+    assert await asyncio.wait_for(expiring.get_key("rsa-1"), timeout=1.0) == rsa_key.public_jwk
+    release.set()
+    assert await refreshing == rsa_key.public_jwk
+    assert provider.requests == 2
+
+
+async def test_without_keys_fetched_before_a_failing_provider_is_unavailable_at_once(
+    expiring: JwksClient, provider: JwksServer
+) -> None:
+    provider.fail_next(503, times=FETCH_MAX_TRIES)
+
+    with pytest.raises(ServiceUnavailableError):
+        await expiring.get_key("rsa-1")

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.core.config import DEV_JWT_SECRET, Settings, get_settings
+from tests.support.settings import SAFE_SECRET_KEYS
 
 SAFE_SECRET = "a-random-secret-of-forty-characters-0000"
 REAL_ORIGIN = "https://app.example.com"
@@ -28,6 +29,7 @@ def safe(**overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "APP_ENVIRONMENT": "staging",
         "JWT_SECRET": SAFE_SECRET,
+        "WEBHOOK_SECRET_KEYS": SAFE_SECRET_KEYS,
         "CORS_ALLOW_ORIGINS": [REAL_ORIGIN],
         "DOCS_ENABLED": False,
     }
@@ -95,7 +97,12 @@ def test_docs_may_be_published_when_said_so_explicitly(clean_env: pytest.MonkeyP
 
 
 def test_a_jwks_url_makes_the_shared_secret_irrelevant(clean_env: pytest.MonkeyPatch) -> None:
-    settings = fresh(**safe(JWT_SECRET=DEV_JWT_SECRET, JWT_JWKS_URL="https://idp.example.com/jwks"))
+    jwks = {
+        "JWT_JWKS_URL": "https://idp.example.com/jwks",
+        "JWT_ISSUER": "https://idp.example.com/",
+        "JWT_AUDIENCE": "x",
+    }
+    settings = fresh(**safe(JWT_SECRET=DEV_JWT_SECRET, **jwks))
 
     assert settings.JWT_JWKS_URL == "https://idp.example.com/jwks"
 
@@ -199,7 +206,7 @@ def test_get_settings_is_built_once() -> None:
 
 @pytest.mark.parametrize(
     ("environment", "setting", "allowed"),
-    [("local", None, True), ("test", None, True), ("staging", None, False), ("staging", True, True)],
+    [("local", None, True), ("test", None, True), ("local", False, False), ("staging", None, False)],
 )
 def test_private_webhook_targets_default_to_local_only(
     clean_env: pytest.MonkeyPatch, environment: str, setting: bool | None, allowed: bool

@@ -92,9 +92,10 @@ async def seed_webhooks(session: AsyncSession, total: int) -> None:
     await session.execute(
         text(
             """
-            INSERT INTO webhooks (client_id, url, events, secret, created_at, updated_at, deleted_at)
+            INSERT INTO webhooks (client_id, url, events, secret_key_id, secret_ciphertext, created_at, updated_at,
+                                  deleted_at)
             SELECT 'client-' || (n % CAST(:clients AS int)), 'https://example.com/' || n, ARRAY['order.created'],
-                   'whsec_x', now() - n * interval '1 second', now(), CASE WHEN n % 10 = 0 THEN now() END
+                   'unsealed', 'whsec_x', now() - n * interval '1 second', now(), CASE WHEN n % 10 = 0 THEN now() END
             FROM generate_series(1, CAST(:total AS int)) AS n
             """
         ),

@@ -16,19 +16,19 @@ from app.db.message.model import Message
 from app.db.message.table import MessagesTable
 from app.db.webhook.model import DisabledReason, Webhook
 from app.db.webhook.table import WebhooksTable
+from tests.support.sealing import KEYRING
 
 
 async def create_webhook(session: AsyncSession, **overrides: Any) -> Webhook:
-    """A webhook; given `active=False` alone, the client turned it off just now."""
-    values: dict[str, Any] = {
-        "client_id": "client-a",
-        "url": "https://example.com/hooks",
-        "events": ["order.created"],
-        "secret": generate_secret(),
-    }
+    """A webhook; `secret=` (plain text, default a new one) is stored sealed, as the API stores it; given
+    `active=False` alone, the client turned it off just now."""
+    secret = overrides.pop("secret", None) or generate_secret()
+    values: dict[str, Any] = {"client_id": "client-a", "url": "https://example.com/hooks", "events": ["order.created"]}
     if overrides.get("active") is False:
         values |= {"disabled_reason": DisabledReason.MANUAL, "disabled_at": utcnow()}
-    return await WebhooksTable(session).insert_model(Webhook(**{**values, **overrides}))
+    webhook = Webhook(**{**values, **overrides})
+    webhook.set_secret(KEYRING.seal(secret, context=webhook.secret_context))
+    return await WebhooksTable(session).insert_model(webhook)
 
 
 async def create_message(session: AsyncSession, **overrides: Any) -> Message:

@@ -1,6 +1,7 @@
 """A real local HTTP server for tests: scripted answers per URL, every request recorded."""
 
 import itertools
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -69,8 +70,9 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver() -> Iterator[Receiver]:
-    """A Receiver serving on 127.0.0.1 (a free port), each request in a thread of its own."""
+def running_receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A Receiver serving on 127.0.0.1 (a free port), each request in a thread of its own; HTTPS with `tls`
+    (a server context: tests/support/certificates.py)."""
     receiver: Receiver
 
     class Handler(BaseHTTPRequestHandler):
@@ -99,7 +101,9 @@ def running_receiver() -> Iterator[Receiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver = Receiver(f"http://127.0.0.1:{server.server_address[1]}")
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    receiver = Receiver(f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}")
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:

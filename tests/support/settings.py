@@ -19,6 +19,8 @@ _FIRST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB") or 15)
 TEST_REDIS_DB = _FIRST_REDIS_DB - int(_WORKER.removeprefix("gw")) if _WORKER else _FIRST_REDIS_DB
 # Long enough for the non-local checks; obviously not a real secret.
 SAFE_SECRET = "s" * 40
+# A key ring of its own for settings outside local/test (which refuse the development key); not a real key.
+SAFE_SECRET_KEYS = "tests:dGVzdHMtb25seS1rZXktbm90LWEtcmVhbC1rZXktMzI="  # b"tests-only-key-not-a-real-key-32"
 
 _SUITE = {
     "APP_ENVIRONMENT": "test",
@@ -37,7 +39,7 @@ def test_settings(**overrides: Any) -> Settings:
 def as_environment(settings: Settings) -> dict[str, str]:
     """`settings` as the environment variables a subprocess reads them from."""
     values = settings.model_dump(mode="json", exclude_none=True)
-    for name in ("DB_PASSWORD", "JWT_SECRET", "REDIS_PASSWORD", "SENTRY_DSN"):
+    for name in ("DB_PASSWORD", "JWT_SECRET", "REDIS_PASSWORD", "SENTRY_DSN", "WEBHOOK_SECRET_KEYS"):
         secret = getattr(settings, name)
         if secret is not None:
             values[name] = secret.get_secret_value()

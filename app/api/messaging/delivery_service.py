@@ -179,7 +179,8 @@ class DeliveryService:
             id=str(message.id), event=message.event, created_at=message.created_at, payload=message.payload
         )
         try:
-            return await self.webhook_client.deliver(webhook.url, webhook.secret, payload, self.policy.timeout_seconds)
+            secrets = webhook.signing_secrets(utcnow())  # two while a secret rotation overlaps
+            return await self.webhook_client.deliver(webhook.url, secrets, payload, self.policy.timeout_seconds)
         except Exception:
             # Ids only: never the secret (the logging setup prints no local variables in tracebacks).
             logger.exception("Could not send message {} to webhook {}", message.id, webhook.id)

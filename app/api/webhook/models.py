@@ -11,6 +11,7 @@ from app.db.webhook.model import DisabledReason
 
 MAX_EVENTS = 50
 DESCRIPTION_MAX_LENGTH = 500
+MAX_SECRET_OVERLAP_SECONDS = 7 * 86_400
 
 Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), AfterValidator(check_text)]
 
@@ -97,3 +98,24 @@ class WebhookCreated(WebhookRead):
     """The create response: the only time the signing secret is shown."""
 
     secret: str = Field(description="Standard Webhooks signing secret (whsec_...). Store it now.")
+
+
+class SecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SECRET_OVERLAP_SECONDS,
+        description="How long the current secret keeps signing deliveries beside the new one; 0 ends it at once "
+        "(after a leak). Default: the service's overlap window (24 h unless configured otherwise).",
+    )
+
+
+class WebhookSecretRotated(BaseModel):
+    """The rotate-secret response: the only time the new signing secret is shown."""
+
+    secret: str = Field(description="The new Standard Webhooks signing secret (whsec_...). Store it now.")
+    previous_secret_expires_at: datetime | None = Field(
+        description="Until then deliveries carry a signature with the previous secret too (null: they do not)."
+    )

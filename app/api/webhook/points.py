@@ -1,12 +1,20 @@
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from app.api.deps import SessionDep, TargetGuardDep, require_scopes
+from app.api.deps import KeyRingDep, SessionDep, SettingsDep, TargetGuardDep, require_scopes
 from app.api.pagination import PageOut, PageQuery
 from app.api.routing import ApiRoute
-from app.api.webhook.models import WebhookCreate, WebhookCreated, WebhookRead, WebhookUpdate
+from app.api.webhook.models import (
+    SecretRotation,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookRead,
+    WebhookSecretRotated,
+    WebhookUpdate,
+)
 from app.api.webhook.service import WebhookService
 from app.core.security import Principal
 
@@ -16,8 +24,10 @@ Reader = Annotated[Principal, Depends(require_scopes("webhooks:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("webhooks:write"))]
 
 
-async def get_webhook_service(session: SessionDep, targets: TargetGuardDep) -> WebhookService:
-    return WebhookService(session, targets)
+async def get_webhook_service(
+    session: SessionDep, targets: TargetGuardDep, keyring: KeyRingDep, settings: SettingsDep
+) -> WebhookService:
+    return WebhookService(session, targets, keyring, timedelta(seconds=settings.WEBHOOK_SECRET_OVERLAP_SECONDS))
 
 
 WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]
@@ -52,6 +62,16 @@ async def update_webhook(
     re-sent with `POST /messages/{id}/redeliver`.
     """
     return await service.update(client.sub, webhook_id, data)
+
+
+@router.post("/{webhook_id}/rotate-secret")
+async def rotate_webhook_secret(
+    webhook_id: uuid.UUID, client: Writer, service: WebhookServiceDep, data: SecretRotation | None = None
+) -> WebhookSecretRotated:
+    """Replace the signing secret; the response shows the new one, only this once. Until
+    `previous_secret_expires_at` deliveries carry two signatures, one per secret, so receivers can switch
+    without missing any (send `overlap_seconds: 0` after a leak to stop signing with the old one at once)."""
+    return await service.rotate_secret(client.sub, webhook_id, data)
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,13 +1,22 @@
 """Webhooks: a client's delivery targets. Each use case commits once."""
 
 import uuid
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.pagination import PageOut, PageParams, page_out
-from app.api.webhook.models import WebhookCreate, WebhookCreated, WebhookRead, WebhookUpdate
+from app.api.webhook.models import (
+    SecretRotation,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookRead,
+    WebhookSecretRotated,
+    WebhookUpdate,
+)
 from app.clients.webhooks.signing import generate_secret
 from app.clients.webhooks.target import TargetGuard, TargetRejectedError
+from app.core.encryption import KeyRing
 from app.core.exceptions import NotFoundError, ValidationFailedError
 from app.core.time import utcnow
 from app.db.webhook.model import Webhook
@@ -15,18 +24,47 @@ from app.db.webhook.table import WebhooksTable
 
 
 class WebhookService:
-    def __init__(self, session: AsyncSession, targets: TargetGuard) -> None:
+    """`keyring` seals signing secrets before they are stored; `secret_overlap` is how long a rotated-out
+    secret keeps signing deliveries, unless the rotation asks for another overlap."""
+
+    def __init__(
+        self, session: AsyncSession, targets: TargetGuard, keyring: KeyRing, secret_overlap: timedelta
+    ) -> None:
         self.session = session
         self.webhooks = WebhooksTable(session)
         self.targets = targets
+        self.keyring = keyring
+        self.secret_overlap = secret_overlap
 
     async def create(self, client_id: str, data: WebhookCreate) -> WebhookCreated:
         await self._check_target(data.url)  # before any database work: no transaction waits on DNS
-        webhook = await self.webhooks.insert_model(
-            Webhook(client_id=client_id, secret=generate_secret(), **data.model_dump())
-        )
+        secret = generate_secret()
+        webhook = Webhook(client_id=client_id, **data.model_dump())
+        webhook.set_secret(self.keyring.seal(secret, context=webhook.secret_context))
+        await self.webhooks.insert_model(webhook)
         await self.session.commit()
-        return WebhookCreated.model_validate(webhook)
+        return WebhookCreated.model_validate({**WebhookRead.model_validate(webhook).model_dump(), "secret": secret})
+
+    async def rotate_secret(
+        self, client_id: str, webhook_id: uuid.UUID, data: SecretRotation | None
+    ) -> WebhookSecretRotated:
+        """A new secret; the current one keeps signing deliveries (beside the new) until the overlap ends.
+        A rotation during an overlap ends it: the secret rotated out before is dropped."""
+        overlap = (
+            self.secret_overlap
+            if data is None or data.overlap_seconds is None
+            else timedelta(seconds=data.overlap_seconds)
+        )
+        # Locked: two rotations at once must not both answer a secret when only one of them is kept.
+        webhook = await self.webhooks.lock_owned(webhook_id, client_id)
+        if webhook is None:
+            raise NotFoundError(f"Webhook {webhook_id} not found.")
+        secret = generate_secret()
+        expires_at = utcnow() + overlap if overlap else None
+        webhook.rotate_secret(self.keyring.seal(secret, context=webhook.secret_context), expires_at)
+        await self.webhooks.update_model(webhook)
+        await self.session.commit()
+        return WebhookSecretRotated(secret=secret, previous_secret_expires_at=expires_at)
 
     async def list(self, client_id: str, page: PageParams) -> PageOut[WebhookRead]:
         return page_out(await self.webhooks.page(page.limit, page.cursor, client_id=client_id), WebhookRead)

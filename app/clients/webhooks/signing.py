@@ -5,6 +5,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 SECRET_BYTES = 32
@@ -26,3 +27,11 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
         raise ValueError("the webhook signing secret is empty")
     digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
+
+
+def signature_header(signing_secrets: Sequence[str], message_id: str, timestamp: int, body: bytes) -> str:
+    """One signature per secret, space-separated, as Standard Webhooks specifies for secret rotation:
+    a receiver accepts the request if any of them verifies with the secret it holds."""
+    if not signing_secrets:
+        raise ValueError("at least one signing secret is needed")
+    return " ".join(sign(secret, message_id, timestamp, body) for secret in signing_secrets)

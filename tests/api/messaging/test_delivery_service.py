@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ from app.clients.webhooks.client import WebhookClient
 from app.clients.webhooks.models import DeliveryOutcome, WebhookMessage
 from app.clients.webhooks.signing import generate_secret
 from app.core.config import Settings
+from app.core.encryption import Sealed
 from app.core.time import utcnow
 from app.db.delivery.model import Delivery, DeliveryStatus
 from app.db.delivery.table import DeliveriesTable
@@ -30,6 +31,7 @@ from tests.support.factories import create_delivery, create_message, create_webh
 from tests.support.fakes import BrokenQueue, RecordingQueue, RetryCall
 from tests.support.ports import closed_port
 from tests.support.receiver import Answer, Receiver
+from tests.support.sealing import secret_of
 
 T = TypeVar("T", Webhook, Message, Delivery)
 
@@ -200,12 +202,12 @@ async def test_the_request_is_signed_per_standard_webhooks(
     assert document == {"type": "order.created", "timestamp": document["timestamp"], "data": PAYLOAD}
     assert datetime.fromisoformat(document["timestamp"]) == message.created_at
 
-    verified = StandardWebhook(webhook.secret).verify(request.body, request.headers)
+    verified = StandardWebhook(secret_of(webhook)).verify(request.body, request.headers)
     assert verified == document
     with pytest.raises(WebhookVerificationError):
         StandardWebhook(generate_secret()).verify(request.body, request.headers)
     with pytest.raises(WebhookVerificationError):
-        StandardWebhook(webhook.secret).verify(request.body.replace(b"42", b"43"), request.headers)
+        StandardWebhook(secret_of(webhook)).verify(request.body.replace(b"42", b"43"), request.headers)
 
 
 async def test_each_webhook_gets_a_signature_with_its_own_secret(
@@ -218,7 +220,7 @@ async def test_each_webhook_gets_a_signature_with_its_own_secret(
 
     for webhook in webhooks:
         (request,) = receiver.to(webhook.url)
-        StandardWebhook(webhook.secret).verify(request.body, request.headers)
+        StandardWebhook(secret_of(webhook)).verify(request.body, request.headers)
     bodies = {request.body for request in receiver.requests}
     assert len(bodies) == 1  # the same document to everyone
 
@@ -834,11 +836,13 @@ class RacingClient(WebhookClient):
     """While this worker is sending, a duplicate task on another worker records the same attempt."""
 
     def __init__(self, inner: WebhookClient, race: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(inner.http_client, inner.guard)
+        super().__init__(inner.guard, inner.keyring)
         self.race = race
 
-    async def deliver(self, url: str, secret: str, message: WebhookMessage, timeout_seconds: float) -> DeliveryOutcome:
-        outcome = await super().deliver(url, secret, message, timeout_seconds)
+    async def deliver(
+        self, url: str, secrets: Sequence[Sealed], message: WebhookMessage, timeout_seconds: float
+    ) -> DeliveryOutcome:
+        outcome = await super().deliver(url, secrets, message, timeout_seconds)
         await self.race()
         return outcome
 

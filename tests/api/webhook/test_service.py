@@ -2,6 +2,7 @@
 update racing a soft delete."""
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from app.clients.webhooks.target import TargetGuard
 from app.core.exceptions import NotFoundError
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
+from tests.support.sealing import KEYRING
 
 
 class RecordingGuard(TargetGuard):
@@ -35,7 +37,7 @@ def guard(statements: list[str]) -> RecordingGuard:
 
 @pytest.fixture
 def service(db_session: AsyncSession, guard: RecordingGuard) -> WebhookService:
-    return WebhookService(db_session, guard)
+    return WebhookService(db_session, guard, KEYRING, timedelta(hours=24))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.webhook.table import WebhooksTable
 from tests.api.conftest import WebhookFactory
 from tests.support.problems import assert_problem
+from tests.support.sealing import KEYRING, secret_of
 from tests.support.tokens import HeadersFactory
 
 WEBHOOKS = "/api/v1/webhooks"
@@ -53,7 +54,11 @@ async def test_create_returns_the_webhook_and_its_secret_once(
     row = await WebhooksTable(db_session).first_or_default(uuid.UUID(created["id"]))
     assert row is not None
     assert row.client_id == "client-a"
-    assert row.secret == secret
+    # Stored sealed under the current key, bound to this row: the plain secret is nowhere in the row.
+    assert row.secret_key_id == KEYRING.current_key_id
+    assert secret.encode() not in row.secret_ciphertext
+    assert base64.b64decode(secret.removeprefix("whsec_")) not in row.secret_ciphertext
+    assert secret_of(row) == secret
 
 
 async def test_every_webhook_gets_its_own_secret(create_webhook: WebhookFactory) -> None:
@@ -128,7 +133,7 @@ async def test_patch_changes_only_the_fields_sent(
     assert fetched == updated
     row = await WebhooksTable(db_session).first_or_default(uuid.UUID(created["id"]))
     assert row is not None
-    assert row.secret == created["secret"]  # an update never rotates the secret
+    assert secret_of(row) == created["secret"]  # an update never rotates the secret
 
 
 async def test_patch_description_null_clears_it(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from app.web.middleware.security_headers import HSTS_VALUE
 from tests.support.apps import build_app, serve
-from tests.support.settings import SAFE_SECRET
+from tests.support.settings import SAFE_SECRET, SAFE_SECRET_KEYS
 
 EXPECTED = {
     "x-content-type-options": "nosniff",
@@ -28,7 +28,13 @@ async def framable(response: Response) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 async def staging_client() -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(framing_router, APP_ENVIRONMENT="staging", JWT_SECRET=SAFE_SECRET, DOCS_ENABLED=False)
+    app = build_app(
+        framing_router,
+        APP_ENVIRONMENT="staging",
+        JWT_SECRET=SAFE_SECRET,
+        WEBHOOK_SECRET_KEYS=SAFE_SECRET_KEYS,
+        DOCS_ENABLED=False,
+    )
     async with serve(app) as client:
         yield client
 
