@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from app.core.config import Settings
+from app.db.pool import FairAsyncQueuePool
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -76,6 +77,7 @@ def create_engine(settings: Settings, timeouts: DatabaseTimeouts | None = None) 
     timeouts = timeouts or DatabaseTimeouts.for_api(settings)
     engine = create_async_engine(
         settings.database_url,
+        poolclass=FairAsyncQueuePool,  # first come, first served under load (app/db/pool.py)
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
