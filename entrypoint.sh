@@ -25,7 +25,7 @@ if env("DB_PASSWORD"):
     auth += ":" + quote(env("DB_PASSWORD"), safe="")
 host, port, name = env("DB_HOST", "localhost"), env("DB_PORT", "5432"), env("DB_NAME", "app")
 lock_timeout = round(float(env("DB_MIGRATION_LOCK_TIMEOUT_SECONDS", "5")) * 1000)
-print(f"postgres://{auth}@{host}:{port}/{name}?sslmode=disable&lock_timeout={lock_timeout}")
+print(f"postgres://{auth}@{host}:{port}/{name}?sslmode=disable&options=-clock_timeout%3D{lock_timeout}")
 '
 }
 

@@ -81,7 +81,12 @@ CREATE TABLE public.webhooks (
     secret text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    deleted_at timestamp with time zone
+    deleted_at timestamp with time zone,
+    failing_since timestamp with time zone,
+    disabled_reason text,
+    disabled_at timestamp with time zone,
+    CONSTRAINT webhooks_disabled_check CHECK ((((disabled_reason IS NULL) = active) AND ((disabled_at IS NULL) = active))),
+    CONSTRAINT webhooks_disabled_reason_check CHECK ((disabled_reason = ANY (ARRAY['gone'::text, 'failing'::text, 'manual'::text])))
 );
 
 
@@ -181,17 +186,17 @@ CREATE INDEX messages_client_status_page_idx ON public.messages USING btree (cli
 
 
 --
+-- Name: messages_finished_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX messages_finished_idx ON public.messages USING btree (updated_at) WHERE (status = ANY (ARRAY['delivered'::text, 'failed'::text, 'partially_failed'::text]));
+
+
+--
 -- Name: messages_unfinished_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX messages_unfinished_idx ON public.messages USING btree (status, updated_at) WHERE (status = ANY (ARRAY['pending'::text, 'delivering'::text]));
-
-
---
--- Name: webhooks_client_live_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX webhooks_client_live_idx ON public.webhooks USING btree (client_id) WHERE ((deleted_at IS NULL) AND active);
 
 
 --
@@ -231,4 +236,6 @@ ALTER TABLE ONLY public.deliveries
 INSERT INTO public.schema_migrations (version) VALUES
     ('20261125110000'),
     ('20261125110100'),
-    ('20261125110200');
+    ('20261125110200'),
+    ('20261201130000'),
+    ('20261201130100');
