@@ -12,7 +12,7 @@ PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock run worker beat run-celery dev test lint format migrate migration token \
-        openapi domain api-check bench services-check
+        openapi domain api-check api-fuzz bench services-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'

@@ -32,7 +32,7 @@ if env("DB_PASSWORD"):
 host, port, name = env("DB_HOST", "localhost"), env("DB_PORT", "5432"), env("DB_NAME", "app")
 sslmode = quote(env("DB_SSLMODE") or "disable", safe="")
 lock_timeout = round(float(env("DB_MIGRATION_LOCK_TIMEOUT_SECONDS", "5")) * 1000)
-print(f"postgres://{auth}@{host}:{port}/{name}?sslmode={sslmode}&lock_timeout={lock_timeout}")
+print(f"postgres://{auth}@{host}:{port}/{name}?sslmode={sslmode}&options=-clock_timeout%3D{lock_timeout}")
 '
 }
 

@@ -86,6 +86,11 @@ CREATE TABLE public.webhooks (
     previous_secret_key_id text,
     previous_secret_ciphertext bytea,
     previous_secret_expires_at timestamp with time zone,
+    failing_since timestamp with time zone,
+    disabled_reason text,
+    disabled_at timestamp with time zone,
+    CONSTRAINT webhooks_disabled_check CHECK ((((disabled_reason IS NULL) = active) AND ((disabled_at IS NULL) = active))),
+    CONSTRAINT webhooks_disabled_reason_check CHECK ((disabled_reason = ANY (ARRAY['gone'::text, 'failing'::text, 'manual'::text]))),
     CONSTRAINT webhooks_previous_secret_complete CHECK ((((previous_secret_key_id IS NULL) = (previous_secret_ciphertext IS NULL)) AND ((previous_secret_key_id IS NULL) = (previous_secret_expires_at IS NULL))))
 );
 
@@ -186,17 +191,17 @@ CREATE INDEX messages_client_status_page_idx ON public.messages USING btree (cli
 
 
 --
+-- Name: messages_finished_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX messages_finished_idx ON public.messages USING btree (updated_at) WHERE (status = ANY (ARRAY['delivered'::text, 'failed'::text, 'partially_failed'::text]));
+
+
+--
 -- Name: messages_unfinished_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX messages_unfinished_idx ON public.messages USING btree (status, updated_at) WHERE (status = ANY (ARRAY['pending'::text, 'delivering'::text]));
-
-
---
--- Name: webhooks_client_live_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX webhooks_client_live_idx ON public.webhooks USING btree (client_id) WHERE ((deleted_at IS NULL) AND active);
 
 
 --
@@ -237,4 +242,6 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261125110000'),
     ('20261125110100'),
     ('20261125110200'),
-    ('20261201120000');
+    ('20261201120000'),
+    ('20261201130000'),
+    ('20261201130100');

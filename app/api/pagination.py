@@ -9,18 +9,19 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 
 from app.db.base_table import Page
+from app.db.cursor import KEYSET_CURSOR_PATTERN
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
-CURSOR_MAX_LENGTH = 512
 
 
 class PageParams(BaseModel):
     limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    # The pattern is the whole rule: any cursor of this shape is a position in the list (app/db/cursor.py).
     cursor: str | None = Field(
-        default=None, max_length=CURSOR_MAX_LENGTH, description="`next_cursor` of the previous page"
+        default=None, pattern=KEYSET_CURSOR_PATTERN, description="`next_cursor` of the previous page"
     )
 
 
@@ -29,7 +30,9 @@ PageQuery = Annotated[PageParams, Query()]
 
 class PageOut(BaseModel, Generic[ItemT]):
     items: list[ItemT]
-    next_cursor: str | None
+    next_cursor: str | None = Field(
+        pattern=KEYSET_CURSOR_PATTERN, description="Pass as `cursor` for the next page; null on the last page."
+    )
 
 
 def page_out(page: Page[Any], item: type[ItemT]) -> PageOut[ItemT]:

@@ -244,10 +244,11 @@ class Settings(BaseSettings):
 
     @property
     def dbmate_url(self) -> str:
-        """URL for dbmate; local PostgreSQL has no TLS, so say so explicitly. dbmate's driver sends the other
-        query parameters as session settings: every migration runs with the lock timeout."""
+        """URL for dbmate; local PostgreSQL has no TLS, so say so explicitly. `options` sets the lock timeout for
+        the session (as `-clock_timeout=...`: dbmate re-encodes the URL for pg_dump, which would not read a
+        space back), so every migration runs with it."""
         lock_timeout = round(self.DB_MIGRATION_LOCK_TIMEOUT_SECONDS * 1000)
-        return self._postgres_url("postgres") + f"?sslmode=disable&lock_timeout={lock_timeout}"
+        return self._postgres_url("postgres") + f"?sslmode=disable&options=-clock_timeout%3D{lock_timeout}"
 
     @property
     def redis_url(self) -> str:

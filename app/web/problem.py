@@ -78,6 +78,12 @@ _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "The bearer challenge (RFC 6750).", "schema": {"type": "string"}}},
     403: {"WWW-Authenticate": {"description": "Names the scopes required.", "schema": {"type": "string"}}},
     429: {"Retry-After": {"description": "Seconds until the budget resets.", "schema": {"type": "integer"}}},
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying (sent while the database is unavailable).",
+            "schema": {"type": "integer"},
+        }
+    },
 }
 
 

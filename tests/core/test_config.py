@@ -42,7 +42,7 @@ def test_defaults_run_locally_against_local_services(clean_env: pytest.MonkeyPat
     assert settings.APP_ENVIRONMENT == "local"
     assert settings.is_local
     assert settings.database_url == "postgresql+asyncpg://postgres@localhost:5432/app"
-    assert settings.dbmate_url == "postgres://postgres@localhost:5432/app?sslmode=disable&lock_timeout=5000"
+    assert settings.dbmate_url == "postgres://postgres@localhost:5432/app?sslmode=disable&options=-clock_timeout%3D5000"
     assert settings.redis_url == "redis://localhost:6379/0"
     assert settings.JWT_SECRET.get_secret_value() == DEV_JWT_SECRET
     assert settings.JWT_JWKS_URL is None
@@ -188,7 +188,7 @@ def test_derived_urls_encode_credentials(clean_env: pytest.MonkeyPatch) -> None:
 
     assert settings.database_url == "postgresql+asyncpg://app%20user:p%40ss%3Aw%2Frd%231@db.internal:5433/orders"
     assert settings.dbmate_url == (
-        "postgres://app%20user:p%40ss%3Aw%2Frd%231@db.internal:5433/orders?sslmode=disable&lock_timeout=5000"
+        "postgres://app%20user:p%40ss%3Aw%2Frd%231@db.internal:5433/orders?sslmode=disable&options=-clock_timeout%3D5000"
     )
     assert settings.redis_url == "redis://:r3d%21s%40%3A%2Fpw@cache.internal:6380/2"
 

@@ -4,16 +4,32 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.config import JsonDict
 
-from app.api.validation import StorableText, check_event_name, check_http_url, check_text
+from app.api.validation import (
+    EVENT_NAME_SCHEMA,
+    STORABLE_TEXT_PATTERN,
+    URL_SCHEMA,
+    StorableText,
+    check_event_name,
+    check_http_url,
+    check_text,
+)
 from app.db.webhook.model import DisabledReason
 
 MAX_EVENTS = 50
 DESCRIPTION_MAX_LENGTH = 500
 MAX_SECRET_OVERLAP_SECONDS = 7 * 86_400
 
-Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), AfterValidator(check_text)]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX_LENGTH),
+    AfterValidator(check_text),
+    Field(json_schema_extra={"pattern": STORABLE_TEXT_PATTERN}),
+]
+# The event names' rule, stated in OpenAPI for every item (the validator checks them with its own messages).
+EVENTS_SCHEMA: JsonDict = {"items": EVENT_NAME_SCHEMA}
 
 
 def _events(values: list[str]) -> list[str]:
@@ -23,10 +39,16 @@ def _events(values: list[str]) -> list[str]:
 
 
 class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON value of another type is refused, not converted (as OpenAPI says).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    url: StorableText = Field(description="http(s) URL that receives the signed POSTs")
-    events: list[str] = Field(min_length=1, max_length=MAX_EVENTS, description="event names, e.g. order.created")
+    url: StorableText = Field(description="http(s) URL that receives the signed POSTs", json_schema_extra=URL_SCHEMA)
+    events: list[str] = Field(
+        min_length=1,
+        max_length=MAX_EVENTS,
+        description="event names, e.g. order.created (duplicates are dropped)",
+        json_schema_extra=EVENTS_SCHEMA,
+    )
     description: Description | None = None
 
     @field_validator("url")
@@ -41,35 +63,28 @@ class WebhookCreate(BaseModel):
 
 
 class WebhookUpdate(BaseModel):
-    """Only the fields sent are changed; `description: null` clears it."""
+    """Only the fields sent are changed; `description: null` clears it. The others cannot be null."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    url: StorableText | None = None
-    events: list[str] | None = Field(default=None, min_length=1, max_length=MAX_EVENTS)
+    # MISSING, not None: a field left out is absent from the model (and from OpenAPI's defaults), and null is
+    # refused for the fields that cannot be cleared, as the document says.
+    url: StorableText | MISSING = Field(default=MISSING, json_schema_extra=URL_SCHEMA)
+    events: list[str] | MISSING = Field(
+        default=MISSING, min_length=1, max_length=MAX_EVENTS, json_schema_extra=EVENTS_SCHEMA
+    )
     description: Description | None = None
-    active: bool | None = None
+    active: bool | MISSING = MISSING
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("url cannot be null")
+    def _url(cls, value: str) -> str:
         return check_http_url(value)
 
     @field_validator("events")
     @classmethod
-    def _events(cls, values: list[str] | None) -> list[str]:
-        if values is None:
-            raise ValueError("events cannot be null")
+    def _events(cls, values: list[str]) -> list[str]:
         return _events(values)
-
-    @field_validator("active")
-    @classmethod
-    def _active(cls, value: bool | None) -> bool:
-        if value is None:
-            raise ValueError("active cannot be null")
-        return value
 
 
 class WebhookRead(BaseModel):

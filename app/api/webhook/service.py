@@ -3,6 +3,7 @@
 import uuid
 from datetime import timedelta
 
+from pydantic import MISSING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.pagination import PageOut, PageParams, page_out
@@ -74,7 +75,7 @@ class WebhookService:
 
     async def update(self, client_id: str, webhook_id: uuid.UUID, data: WebhookUpdate) -> WebhookRead:
         # The DNS lookup first, before any read: no transaction stays open while it waits.
-        if data.url is not None:
+        if data.url is not MISSING:
             await self._check_target(data.url)
         webhook = await self._owned(client_id, webhook_id)
         # One read, then the changed instance is written: no second lookup that could miss the row.

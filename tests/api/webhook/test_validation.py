@@ -132,6 +132,9 @@ async def test_create_rejects_malformed_json(client: httpx.AsyncClient, auth_hea
         ({"events": ["Bad.Name"]}, "events"),
         ({"active": None}, "active"),
         ({"active": "maybe"}, "active"),
+        ({"active": 0}, "active"),  # strict: JSON has booleans, and the document says boolean
+        ({"url": "http://[::::]/"}, "url"),
+        ({"description": "nul \u0000 inside"}, "description"),
         ({"secret": "whsec_x"}, "secret"),
         ({"description": "d" * 501}, "description"),
     ],
@@ -324,3 +327,23 @@ async def test_bad_event_name_is_not_echoed(client: httpx.AsyncClient, auth_head
     response = await client.post(WEBHOOKS, json={**GOOD, "events": ["<b>secret</b>"]}, headers=auth_headers)
     assert_field_error(response, ["body", "events"])
     assert "secret" not in response.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1]:8080/hook", "https://user:pw@example.com:65535/p?q=1#f", "http://10.0.0.1:0", "http://svc_a/x%20y"],
+)
+async def test_urls_the_document_admits_are_accepted(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], url: str
+) -> None:
+    response = await client.post(WEBHOOKS, json={**GOOD, "url": url}, headers=auth_headers)
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    "url", ["http://bücher.de/", "http://h:65536/", "http://example.com/a<b", "http://[fe80::1%25eth0]/"]
+)
+async def test_urls_outside_the_documented_pattern_are_refused(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], url: str
+) -> None:
+    assert_field_error(await client.post(WEBHOOKS, json={**GOOD, "url": url}, headers=auth_headers), ["body", "url"])
