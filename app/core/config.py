@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     REDIS_PASSWORD: SecretStr | None = None
     # The Celery broker connection's deadlines, in the API (publishing) and the worker (consuming).
     BROKER_CONNECT_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
-    BROKER_SOCKET_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    BROKER_SOCKET_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
 
     # HTTP edge
     CORS_ALLOW_ORIGINS: Annotated[list[str], NoDecode] = [
