@@ -3,8 +3,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from app.api.deps import SessionDep, TargetGuardDep, require_scopes
+from app.api.deps import SessionDep, SettingsDep, TargetGuardDep, require_scopes
 from app.api.pagination import PageOut, PageQuery
+from app.api.problems import WEBHOOK_LIMIT_CONFLICT
 from app.api.webhook.models import WebhookCreate, WebhookCreated, WebhookRead, WebhookUpdate
 from app.api.webhook.service import WebhookService
 from app.core.security import Principal
@@ -15,16 +16,17 @@ Reader = Annotated[Principal, Depends(require_scopes("webhooks:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("webhooks:write"))]
 
 
-def get_webhook_service(session: SessionDep, targets: TargetGuardDep) -> WebhookService:
-    return WebhookService(session, targets)
+def get_webhook_service(session: SessionDep, targets: TargetGuardDep, settings: SettingsDep) -> WebhookService:
+    return WebhookService(session, targets, settings.WEBHOOK_MAX_PER_CLIENT)
 
 
 WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=WEBHOOK_LIMIT_CONFLICT)
 async def create_webhook(data: WebhookCreate, client: Writer, service: WebhookServiceDep) -> WebhookCreated:
-    """Register a webhook. The response carries the signing secret: it is shown only this once."""
+    """Register a webhook (at most WEBHOOK_MAX_PER_CLIENT per client). The response carries the signing
+    secret: it is shown only this once."""
     return await service.create(client.sub, data)
 
 

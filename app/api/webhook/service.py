@@ -8,19 +8,27 @@ from app.api.pagination import PageOut, PageParams, page_out
 from app.api.webhook.models import WebhookCreate, WebhookCreated, WebhookRead, WebhookUpdate
 from app.clients.webhooks.signing import generate_secret
 from app.clients.webhooks.target import TargetGuard, TargetRejectedError
-from app.core.exceptions import NotFoundError, ValidationFailedError
+from app.core.exceptions import ConflictError, NotFoundError, ValidationFailedError
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
 
 
 class WebhookService:
-    def __init__(self, session: AsyncSession, targets: TargetGuard) -> None:
+    def __init__(self, session: AsyncSession, targets: TargetGuard, max_per_client: int | None = None) -> None:
         self.session = session
         self.webhooks = WebhooksTable(session)
         self.targets = targets
+        # Each message fans out to every subscribed webhook of its client: this bounds a fan-out.
+        self.max_per_client = max_per_client
 
     async def create(self, client_id: str, data: WebhookCreate) -> WebhookCreated:
         await self._check_target(data.url)  # before any database work: no transaction waits on DNS
+        if self.max_per_client is not None:
+            await self.webhooks.lock_client(client_id)  # two registrations at once cannot both take the last place
+            if await self.webhooks.all_count(client_id=client_id) >= self.max_per_client:
+                raise ConflictError(
+                    f"A client may have at most {self.max_per_client} webhooks; delete one to register another."
+                )
         webhook = await self.webhooks.insert_model(
             Webhook(client_id=client_id, secret=generate_secret(), **data.model_dump())
         )

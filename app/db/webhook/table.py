@@ -1,4 +1,4 @@
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import col
 
 from app.db.base_table import BaseTable
@@ -17,3 +17,7 @@ class WebhooksTable(BaseTable[Webhook]):
             col(Webhook.events).any_() == event,
         )
         return list((await self.session.scalars(statement)).all())
+
+    async def lock_client(self, client_id: str) -> None:
+        """Serialise changes to the set of the client's webhooks until the transaction ends (an advisory lock)."""
+        await self.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(client_id, 0))))
