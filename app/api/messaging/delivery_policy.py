@@ -20,6 +20,8 @@ class DeliveryPolicy:
     requeue_after: timedelta
     stalled_after: timedelta
     retention: timedelta
+    # A fan-out's claim lapses this long after its holder last renewed it; then another worker takes over.
+    claim_lease: timedelta = timedelta(seconds=15)
     housekeeping_batch: int = 500  # stranded messages and lost retries re-queued per run
     purge_batch: int = 5000  # delivery rows deleted per statement (and per transaction)
 
@@ -37,6 +39,7 @@ class DeliveryPolicy:
                 seconds=settings.CELERY_TASK_TIME_LIMIT_SECONDS + settings.MESSAGE_REQUEUE_AFTER_SECONDS
             ),
             retention=timedelta(days=settings.DELIVERY_RETENTION_DAYS),
+            claim_lease=timedelta(seconds=settings.MESSAGE_CLAIM_LEASE_SECONDS),
         )
 
     def retry_delay(self, attempt: int, retry_after: float | None) -> float:
