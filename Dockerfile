@@ -25,10 +25,14 @@ WORKDIR /src
 COPY pyproject.toml poetry.lock ./
 
 # Main dependencies only (no dev group). --require-hashes makes pip install exactly what the lock
-# says, and --no-deps stops it from resolving anything on its own.
+# says, and --no-deps stops it from resolving anything on its own. The runtime venv is created
+# without pip (and setuptools): the throwaway venv's pip installs into it (--python), so the image
+# holds exactly the locked set and no installer.
 RUN /opt/poetry/bin/poetry export --only main --format requirements.txt --output requirements.txt \
-    && python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-deps --require-hashes -r requirements.txt
+    && python -m venv --without-pip /opt/venv \
+    && /opt/poetry/bin/pip --python /opt/venv/bin/python install --no-deps --require-hashes -r requirements.txt \
+    && /opt/venv/bin/python -c "import uvicorn, celery, sqlalchemy, asyncpg" \
+    && test ! -e /opt/venv/bin/pip
 
 # --- runtime -----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -51,8 +55,15 @@ COPY app ./app
 COPY db ./db
 COPY entrypoint.sh ./entrypoint.sh
 # The exec bit is set here as well as in git, for checkouts that lose it (e.g. on Windows).
-RUN chmod 0755 /app/entrypoint.sh
+# Bytecode is compiled now: the root filesystem may be read-only at run time (and
+# PYTHONDONTWRITEBYTECODE is set anyway), so without it every start would compile the app again.
+RUN chmod 0755 /app/entrypoint.sh \
+    && python -m compileall -q /app/app
 
+# Runs as this user with a read-only root filesystem if you like: the only path written at run
+# time is /tmp (beat's schedule file, Python's temporary files); mount a tmpfs or emptyDir there.
+# Multiprocessing (uvicorn workers, Celery's prefork pool) also uses /dev/shm, which the container
+# runtime provides.
 USER 10001:10001
 
 EXPOSE 8080

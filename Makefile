@@ -74,8 +74,12 @@ format: $(INSTALL_STAMP) ## Fix lint findings and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: services-check ## Benchmarks: request latency and keyset paging (own database)
-	$(PY) -m bench.run
+bench: services-check ## HTTP benchmark: the API vs a bare baseline under wrk (own database; needs wrk)
+	$(PY) -m bench.harness
+
+.PHONY: bench-worker
+bench-worker: services-check ## Worker throughput end to end: API, worker, local receiver (own database, ~5 min)
+	$(PY) -m bench.worker
 
 token: $(INSTALL_STAMP) ## Print a one-hour development token with every scope: make token sub=alice
 	@$(PY) -m scripts.token --sub "$(or $(sub),dev-client)"

@@ -1,19 +1,25 @@
 #!/bin/sh
 # Container entrypoint: one image, four roles.
 #
-#   api      the HTTP API (uvicorn)                 PORT, WEB_CONCURRENCY
+#   api      the HTTP API (uvicorn)                 PORT, WEB_CONCURRENCY, GRACEFUL_SHUTDOWN_SECONDS
 #   worker   the Celery worker                      CELERY_CONCURRENCY, LOG_LEVEL
 #   beat     the Celery beat scheduler              LOG_LEVEL
-#   migrate  apply pending dbmate migrations        DATABASE_URL, or DB_* settings
+#   migrate  apply pending dbmate migrations        DATABASE_URL, or DB_* settings and DB_SSLMODE
 #
 # Anything else is executed as given, e.g. `docker run IMAGE python -m app.something`.
-# Every role is started with exec, so it runs as PID 1 and receives SIGTERM directly.
+# Every role is started with exec, so it runs as PID 1 and receives SIGTERM directly:
+#   api     stops accepting connections, then waits up to GRACEFUL_SHUTDOWN_SECONDS (default 20)
+#           for requests in flight; give the container longer than that to stop.
+#   worker  Celery's warm shutdown: running tasks finish (at most CELERY_TASK_TIME_LIMIT_SECONDS);
+#           tasks are acknowledged late, so one killed mid-way is delivered again.
+# These variables configure the processes, not the app: the app's settings are in .env.example.
 set -eu
 
 # dbmate wants a URL; the app has separate DB_* settings. Build it from them the way
 # Settings.dbmate_url does (same defaults, user and password percent-encoded), without importing
-# the app: a migration job should not need the API's other settings. Set DATABASE_URL to
-# override it, e.g. for sslmode=require against a managed database.
+# the app: a migration job should not need the API's other settings. DB_SSLMODE (default disable,
+# like Settings.dbmate_url) is the libpq sslmode, e.g. require against a managed database; or set
+# DATABASE_URL to override the whole URL.
 database_url() {
     python -c '
 import os
@@ -24,7 +30,8 @@ auth = quote(env("DB_USERNAME", "postgres"), safe="")
 if env("DB_PASSWORD"):
     auth += ":" + quote(env("DB_PASSWORD"), safe="")
 host, port, name = env("DB_HOST", "localhost"), env("DB_PORT", "5432"), env("DB_NAME", "app")
-print(f"postgres://{auth}@{host}:{port}/{name}?sslmode=disable")
+sslmode = quote(env("DB_SSLMODE") or "disable", safe="")
+print(f"postgres://{auth}@{host}:{port}/{name}?sslmode={sslmode}")
 '
 }
 
@@ -36,6 +43,7 @@ case "$command" in
             --host 0.0.0.0 \
             --port "${PORT:-8080}" \
             --workers "${WEB_CONCURRENCY:-2}" \
+            --timeout-graceful-shutdown "${GRACEFUL_SHUTDOWN_SECONDS:-20}" \
             --proxy-headers
         ;;
     worker)
@@ -51,7 +59,7 @@ case "$command" in
         DATABASE_URL="${DATABASE_URL:-$(database_url)}"
         export DATABASE_URL
         # The runtime image has no pg_dump, and db/schema.sql is maintained in the repo
-        # (make migrate, or the compose "migrate" service), so don't dump it here.
+        # (make migrate, or `docker compose run --rm schema`), so do not dump it here.
         exec dbmate --migrations-dir db/migrations --no-dump-schema --wait up
         ;;
     *)
