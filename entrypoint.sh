@@ -48,9 +48,7 @@ case "$command" in
             --proxy-headers
         ;;
     worker)
-        exec celery -A app.worker.main worker \
-            --loglevel="${LOG_LEVEL:-INFO}" \
-            --concurrency="${CELERY_CONCURRENCY:-2}"
+        exec celery -A app.worker.main worker --loglevel="${LOG_LEVEL:-INFO}"
         ;;
     beat)
         # The image is read-only for the app user: keep beat's schedule state in /tmp.

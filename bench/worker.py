@@ -13,11 +13,16 @@ Idempotency-Key so that a 5xx can be retried) and polls the database until they 
     c   9 fast webhooks + 1 that never answers x 200     done: every delivery to the fast ones succeeded
     d1  client B alone: 10 fast webhooks x 100 messages  done: every message of B final
     d2  client B again, while client A posts 20 messages to one webhook answering after 2 s
+    e   10 fast webhooks x 200, the worker SIGKILLed at 30 % and a new one started at once
+                                                         done: every message final (recovery: from the
+                                                         new worker's start)
+    f   soak: 10 fast webhooks, BENCH_WORKER_SOAK_RATE messages/s (10) for BENCH_WORKER_SOAK_SECONDS (120;
+        the targets ask for 600)                         done: every message final; worker RSS sampled
 
 deliveries/s is deliveries / (first POST -> the last of them recorded). Worker RSS is summed over the
 Celery main process and its pool children, at the end of the case. The results are printed as one
-table and written as JSON to BENCH_WORKER_OUTPUT (default: bench-worker.json in the temporary
-directory); the processes' logs stay in a temporary directory whose path is printed.
+table, with the issue's targets met or not, and written as JSON to BENCH_WORKER_OUTPUT (default:
+bench-worker.json in the temporary directory); the processes' logs stay in a temporary directory whose path is printed.
 BENCH_WORKER_CASES=a,c runs only those cases.
 
 The bench sets what it needs to work (its database and Redis database, APP_ENVIRONMENT=local and
@@ -63,6 +68,9 @@ BIN = Path(sys.executable).parent
 REDIS_DB = os.environ.get("BENCH_WORKER_REDIS_DB", "13")
 OUTPUT = Path(os.environ.get("BENCH_WORKER_OUTPUT") or Path(tempfile.gettempdir()) / "bench-worker.json")
 HANG_TIMEOUT = os.environ.get("BENCH_WORKER_HANG_TIMEOUT", "1")
+# Case f: a steady load this long, at this rate (the targets ask for 10 minutes: BENCH_WORKER_SOAK_SECONDS=600).
+SOAK_SECONDS = float(os.environ.get("BENCH_WORKER_SOAK_SECONDS", "120"))
+SOAK_RATE = float(os.environ.get("BENCH_WORKER_SOAK_RATE", "10"))
 IN_FLIGHT = 32  # concurrent POST /api/v1/messages
 POST_ATTEMPTS = 5
 POLL_SECONDS = 0.2
@@ -95,12 +103,11 @@ def bench_environment(base: Settings) -> dict[str, str]:
 
 
 def worker_command(env: dict[str, str]) -> list[str]:
-    """The worker role of entrypoint.sh, with its default concurrency."""
+    """The worker role of entrypoint.sh (its pool and concurrency come from the settings: celery_app.py)."""
     return [
         str(BIN / "celery"),
         *("-A", "app.worker.main", "worker"),
         f"--loglevel={env.get('LOG_LEVEL', 'INFO')}",
-        f"--concurrency={env.get('CELERY_CONCURRENCY') or 2}",
     ]
 
 
@@ -259,6 +266,7 @@ class Load:
     sub: str
     paths: tuple[str, ...]
     messages: int
+    per_second: float | None = None  # post at this steady rate instead of as fast as the API takes them
 
 
 @dataclass(frozen=True)
@@ -269,6 +277,8 @@ class Case:
     timeout: float  # seconds, from the first POST
     fast_only: bool = False  # done when every delivery to a /hook/fast/ webhook has succeeded
     worker_env: dict[str, str] = field(default_factory=dict)
+    # SIGKILL the worker once this share of the deliveries is recorded, and start a new one at once.
+    kill_at: float | None = None
 
     @property
     def measured(self) -> Load:
@@ -306,6 +316,19 @@ CASES = (
         "B beside A (20 messages to a 2 s webhook)",
         (Load("bench-b2", _fast("b", 10), 100), Load("bench-a2", ("/hook/delay/2000/a",), 20)),
         timeout=180,
+    ),
+    Case(
+        "e",
+        "SIGKILL mid-delivery, new worker at once: 10 x 200",
+        (Load("bench-e", _fast("e", 10), 200),),
+        timeout=300,
+        kill_at=0.3,
+    ),
+    Case(
+        "f",
+        f"soak: 10 fast webhooks, {SOAK_RATE:g} messages/s for {SOAK_SECONDS:g} s",
+        (Load("bench-f", _fast("f", 10), int(SOAK_RATE * SOAK_SECONDS), per_second=SOAK_RATE),),
+        timeout=SOAK_SECONDS + 300,
     ),
 )
 
@@ -405,9 +428,13 @@ async def _post(settings: Settings, api: httpx.AsyncClient, load: Load, event: s
     retries = 0
     failures: list[str] = []
 
+    started = time.time()
+
     async def sender() -> None:
         nonlocal retries
         for n in numbers:
+            if load.per_second is not None:  # message n is due n / rate seconds after the first
+                await asyncio.sleep(max(0.0, started + n / load.per_second - time.time()))
             body = {"event": event, "payload": {"n": n, "order_id": f"{load.sub}-{n}", "total": "42.00"}}
             key = {"Idempotency-Key": f"{load.sub}-{n}"}
             for attempt in range(POST_ATTEMPTS):
@@ -428,7 +455,6 @@ async def _post(settings: Settings, api: httpx.AsyncClient, load: Load, event: s
                 failures.append(failure)
                 await asyncio.sleep(0.25 * 2**attempt)
 
-    started = time.time()
     await asyncio.gather(*(sender() for _ in range(min(IN_FLIGHT, load.messages))))
     return Posted(started, time.time(), retries, failures[:5])
 
@@ -555,10 +581,10 @@ async def run_case(
             for load in case.loads:
                 await _register(settings, client, receiver, load)
             await _warm_up(settings, client, db, worker, receiver)
-            return await _measure(settings, case, client, db, api, worker, receiver)
+            return await _measure(settings, case, client, db, api, worker, receiver, processes)
     finally:
-        processes.stop(worker)
-        processes.stop(api)
+        for started in [p for p in processes.running if p.name.startswith(f"{case.key}-")]:
+            processes.stop(started)
 
 
 class CpuMeter:
@@ -582,6 +608,7 @@ async def _measure(
     api: Started,
     worker: Started,
     receiver: Receiver,
+    processes: Processes,
 ) -> Result:
     await receiver.reset()
     receiver_cpu = (await receiver.stats())["cpu_seconds"]
@@ -593,6 +620,8 @@ async def _measure(
     outcome, finished_at, peak_rss = "timeout", None, 0.0
     last_done, last_change, longest_stall = -1, time.monotonic(), 0.0
     timeline: list[tuple[float, int, int]] = []
+    rss_samples: list[tuple[float, float]] = []  # (seconds, worker RSS MiB), about once a second
+    restarted_at: float | None = None  # epoch seconds the new worker was started (case e)
     cpu_percent: dict[str, float] = {}
     try:
         while time.monotonic() < deadline:
@@ -601,6 +630,13 @@ async def _measure(
             if worker.process.poll() is not None:
                 raise BenchError(f"the worker exited with {worker.process.returncode}")
             progress = await _progress(db, case)
+            if case.kill_at is not None and restarted_at is None and progress.done >= case.kill_at * case.expected:
+                spent = _cpu_seconds(worker.process.pid) - worker_cpu
+                os.killpg(worker.process.pid, signal.SIGKILL)  # the worker and anything it started
+                worker.process.wait()
+                worker = processes.start(f"{case.key}-worker-2", worker_command(processes.env), env=case.worker_env)
+                restarted_at = time.time()
+                worker_cpu = _cpu_seconds(worker.process.pid) - spent  # both workers' CPU, in the end
             now = time.monotonic()
             if progress.done != last_done:
                 if last_done >= 0:
@@ -608,7 +644,9 @@ async def _measure(
                 last_done, last_change = progress.done, now
             if not timeline or time.time() - start >= timeline[-1][0] + 1:
                 timeline.append((round(time.time() - start, 1), progress.done, progress.attempts))
-                peak_rss = max(peak_rss, Memory.of(worker.process.pid).rss_mib)
+                rss = Memory.of(worker.process.pid).rss_mib
+                rss_samples.append((round(time.time() - start, 1), rss))
+                peak_rss = max(peak_rss, rss)
             finished_at = _finished(case, progress)
             if finished_at is not None and posting.done():
                 outcome = "done"
@@ -645,6 +683,14 @@ async def _measure(
         extra[f"statuses_of_{other.sub}"] = await _statuses(db, other.sub)
     if outcome != "done":  # tasks lost (say, another process flushed the Redis database) or still queued?
         extra["redis_keys_at_end"] = _redis_keys(settings)
+    if restarted_at is not None:
+        # From the new worker's start to the last delivery recorded (the killed worker's work included).
+        extra["recovery_seconds"] = round(end - restarted_at, 1)
+    if case.key == "f" and len(rss_samples) >= 8:
+        quarter = len(rss_samples) // 4
+        extra["rss_mib_after_first_quarter"] = rss_samples[quarter][1]
+        extra["rss_mib_peak_last_quarter"] = max(rss for _, rss in rss_samples[-quarter:])
+        extra["rss_samples"] = rss_samples
     if case.fast_only:
         extra["receiver_requests_to_never_answering"] = sum(
             n for path, n in stats["by_path"].items() if "/hang/" in path
@@ -710,6 +756,48 @@ def _print_table(results: list[Result], capacity: float) -> None:
         print(note)
 
 
+def _targets(results: list[Result], comparisons: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """The issue's targets: (target, what was measured, met?); None where the case did not run or finish."""
+    by_key = {r.case: r for r in results}
+
+    def rate(key: str) -> float | None:
+        result = by_key.get(key)
+        return result.rate if result is not None and result.outcome == "done" else None
+
+    rows: list[tuple[str, str, bool | None]] = []
+    for key, target in (("a", 600.0), ("b", 400.0)):
+        measured = rate(key)
+        shown = "not run" if measured is None else f"{measured:.1f}/s"
+        rows.append(
+            (f"case {key}: >= {target:g} deliveries/s", shown, None if measured is None else measured >= target)
+        )
+    ratio = comparisons.get("c_fast_rate_vs_a")
+    shown = "not run" if ratio is None else f"{ratio:.1%} of a"
+    rows.append(("case c: the fast endpoints keep > 90 % of a's rate", shown, None if ratio is None else ratio > 0.9))
+    slowdown = comparisons.get("d_slowdown")
+    shown = "not run" if slowdown is None else f"{slowdown}x"
+    rows.append(("case d: client B slowed <= 1.5x", shown, None if slowdown is None else slowdown <= 1.5))
+    e = by_key.get("e")
+    recovery = e.extra.get("recovery_seconds") if e is not None and e.outcome == "done" else None
+    shown = "not run" if recovery is None else f"{recovery} s after the new worker started"
+    rows.append(
+        ("case e: all delivered <= 45 s after a new worker", shown, None if recovery is None else recovery <= 45)
+    )
+    f = by_key.get("f")
+    if f is not None and "rss_mib_peak_last_quarter" in f.extra:
+        early, late = f.extra["rss_mib_after_first_quarter"], f.extra["rss_mib_peak_last_quarter"]
+        rows.append(
+            (
+                f"case f: worker RSS steady over {SOAK_SECONDS:g} s (last quarter within 5 % of the first)",
+                f"{early:.0f} -> {late:.0f} MiB",
+                late <= early * 1.05,
+            )
+        )
+    else:
+        rows.append(("case f: worker RSS steady", "not run", None))
+    return rows
+
+
 def _comparisons(results: list[Result]) -> dict[str, Any]:
     by_key = {r.case: r for r in results}
     found: dict[str, Any] = {}
@@ -772,6 +860,11 @@ async def bench(settings: Settings, processes: Processes, cases: Sequence[Case])
         )
     if "d_slowdown" in comparisons:
         print(f"d: client B's 100 messages take {comparisons['d_slowdown']}x as long while client A's are delivered")
+    targets = _targets(results, comparisons)
+    print("\ntargets (this machine, the worker command above):")
+    for target, measured, met in targets:
+        verdict = "-" if met is None else ("met" if met else "NOT met")
+        print(f"  {verdict:<8} {target:<72} {measured}")
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
@@ -783,6 +876,7 @@ async def bench(settings: Settings, processes: Processes, cases: Sequence[Case])
         "receiver_capacity_per_second": round(capacity),
         "cases": [asdict(r) for r in results],
         "comparisons": comparisons,
+        "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in targets],
     }
 
 

@@ -54,6 +54,9 @@ CREATE TABLE public.messages (
     request_hash text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    claim_token uuid,
+    claimed_until timestamp with time zone,
+    unattempted_webhook_ids uuid[],
     CONSTRAINT messages_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivering'::text, 'delivered'::text, 'failed'::text, 'partially_failed'::text])))
 );
 
@@ -163,6 +166,13 @@ CREATE INDEX deliveries_webhook_idx ON public.deliveries USING btree (webhook_id
 
 
 --
+-- Name: messages_claimed_until_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX messages_claimed_until_idx ON public.messages USING btree (claimed_until) WHERE (claimed_until IS NOT NULL);
+
+
+--
 -- Name: messages_client_event_page_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -244,4 +254,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261125110200'),
     ('20261201120000'),
     ('20261201130000'),
-    ('20261201130100');
+    ('20261201130100'),
+    ('20261201140000');

@@ -16,3 +16,6 @@ IDEMPOTENCY_CONFLICT = problem_responses(
 REDELIVERY_CONFLICT = problem_responses(
     409, description="The message is still being delivered, or has no failed delivery to re-send."
 )
+WEBHOOK_LIMIT_CONFLICT = problem_responses(
+    409, description="The client already has WEBHOOK_MAX_PER_CLIENT webhooks; delete one to register another."
+)

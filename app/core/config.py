@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     CELERY_TASK_TIME_LIMIT_SECONDS: int = Field(default=120, ge=1)
     CELERY_HOUSEKEEPING_INTERVAL_SECONDS: float = Field(default=60.0, gt=0)
 
+    # Delivery throughput and isolation (per worker process; app/worker/runtime.py)
+    CELERY_CONCURRENCY: int = Field(default=64, ge=1)
+    WEBHOOK_MAX_IN_FLIGHT: int = Field(default=128, ge=1)
+    WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: int = Field(default=16, ge=1)
+    WEBHOOK_MAX_PER_CLIENT: int = Field(default=100, ge=1)
+    MESSAGE_CLAIM_LEASE_SECONDS: float = Field(default=15.0, ge=1)
+
     # Observability
     SENTRY_DSN: SecretStr | None = None
     SENTRY_TRACES_SAMPLE_RATE: float = Field(default=0.0, ge=0.0, le=1.0)

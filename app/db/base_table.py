@@ -141,6 +141,16 @@ class BaseTable(Generic[ModelT]):
         await self._read_server_values(model)
         return model
 
+    async def insert_many(self, models: Sequence[ModelT]) -> None:
+        """Insert the rows in one statement (a multi-row INSERT); nothing is read back, so use it for models
+        whose every column the instance sets (client-side defaults)."""
+        timestamped = CREATED_AT_COLUMN in self._table.c and UPDATED_AT_COLUMN in self._table.c
+        for model in models:
+            if timestamped and UPDATED_AT_COLUMN not in model.model_fields_set:
+                setattr(model, UPDATED_AT_COLUMN, getattr(model, CREATED_AT_COLUMN))
+        self.session.add_all(models)
+        await self.session.flush()
+
     async def update(self, id: uuid.UUID, data: Mapping[str, Any] | BaseModel) -> ModelT | None:
         changes = data.model_dump(exclude_unset=True) if isinstance(data, BaseModel) else dict(data)
         for name in changes:

@@ -24,12 +24,15 @@ def create_celery_app(settings: Settings) -> Celery:
         # every task is written to be safe to run twice.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # Threads, not processes: each task hands its coroutine to the process's one event loop
+        # (app/worker/runtime.py), where the deliveries of many tasks are in flight at once. Task deadlines
+        # are enforced there (asyncio.timeout), not by Celery's time limits (prefork only, and a signal).
+        worker_pool="threads",
+        worker_concurrency=settings.CELERY_CONCURRENCY,
         worker_prefetch_multiplier=1,
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
-        task_time_limit=settings.CELERY_TASK_TIME_LIMIT_SECONDS,
-        task_soft_time_limit=max(1, settings.CELERY_TASK_TIME_LIMIT_SECONDS - 10),
         broker_transport_options={
             # Retries are delayed tasks; Redis must not hand them to another worker before they are due.
             "visibility_timeout": settings.celery_visibility_timeout,

@@ -4,15 +4,16 @@ Celery's CLI takes an app object, not a factory, so this module (and only this o
 imports) builds the Celery app from the environment's Settings when it is imported. Then, by signal:
 
 - `setup_logging`: with a receiver connected, Celery leaves logging alone; ours routes it into Loguru.
-- `worker_process_init` (in each pool process, after fork): logging, Sentry, tracing (its exporter thread
-  must start in the process that uses it), then the process's runtime: event loop, engine, HTTP client.
-- `worker_process_shutdown`: the runtime is closed (connections returned, the loop closed).
+- `worker_init` (in the worker process, before its pool starts): logging, Sentry, tracing, then the
+  process's runtime: event loop thread, engine, HTTP client, delivery limits, takeover sweep. The pool is
+  Celery's threads pool (celery_app.py), so there is no pool process and no `worker_process_init`.
+- `worker_shutdown`: the runtime is closed (after the pool has finished its tasks).
 - `task_prerun` / `task_postrun`: the task's request id and task id bound for its log lines, and unbound.
 """
 
 from typing import Any
 
-from celery.signals import setup_logging, task_postrun, task_prerun, worker_process_init, worker_process_shutdown
+from celery.signals import setup_logging, task_postrun, task_prerun, worker_init, worker_shutdown
 
 from app.core.config import get_settings
 from app.core.logging import configure_logging
@@ -32,17 +33,19 @@ def _on_setup_logging(**_: Any) -> None:
     configure_logging(settings)
 
 
-@worker_process_init.connect
-def _on_worker_process_init(**_: Any) -> None:
+@worker_init.connect
+def _on_worker_init(**_: Any) -> None:
     configure_logging(settings)
     init_sentry(settings)
     configure_telemetry(settings)
-    runtime = start_runtime(settings, CeleryDeliveryQueue(celery_app))
+    queue = CeleryDeliveryQueue(celery_app)
+    runtime = start_runtime(settings, queue)
     instrument_engine(runtime.engine)
+    runtime.start_sweeping(queue.backlog)
 
 
-@worker_process_shutdown.connect
-def _on_worker_process_shutdown(**_: Any) -> None:
+@worker_shutdown.connect
+def _on_worker_shutdown(**_: Any) -> None:
     stop_runtime()
 
 

@@ -7,7 +7,7 @@ registered is silently dropped, so the names must never be spelt twice.
 
 import uuid
 
-from celery import Celery
+from celery import Celery, current_task
 
 from app.worker.runtime import run_delivery
 
@@ -19,7 +19,8 @@ PURGE_MESSAGES_TASK = "housekeeping.purge_messages"
 
 
 def fan_out_message(message_id: str) -> None:
-    run_delivery(lambda service: service.fan_out(uuid.UUID(message_id)))
+    redelivered = _redelivered()
+    run_delivery(lambda service: service.fan_out(uuid.UUID(message_id), redelivered=redelivered))
 
 
 def retry_delivery(message_id: str, webhook_id: str, attempt: int, last_attempt: int) -> None:
@@ -36,6 +37,13 @@ def purge_deliveries() -> int:
 
 def purge_messages() -> int:
     return run_delivery(lambda service: service.purge_messages())
+
+
+def _redelivered() -> bool:
+    """Whether the broker handed this task out again because the worker that had it died (or stopped cold)."""
+    if not current_task or current_task.request.delivery_info is None:  # called directly, not as a task
+        return False
+    return bool(current_task.request.delivery_info.get("redelivered"))
 
 
 def register_tasks(celery_app: Celery) -> None:

@@ -34,6 +34,8 @@ class Receiver:
         self._scripts: dict[str, list[Answer]] = {}
         self._paths = itertools.count()
         self._arrived = threading.Condition()
+        self._in_flight: dict[str, int] = {}
+        self._peak: dict[str, int] = {}
 
     def url(self, *answers: int | Answer, path: str | None = None) -> str:
         """A fresh URL that gives these answers in turn, then repeats the last one (200 if none).
@@ -57,6 +59,18 @@ class Receiver:
         with self._arrived:
             self._arrived.wait_for(lambda: len(self.requests) >= count, timeout)
             return list(self.requests)
+
+    def peak_in_flight(self, url: str) -> int:
+        """The most requests to `url` the receiver was handling at once."""
+        with self._arrived:
+            return self._peak.get(urlsplit(url).path, 0)
+
+    def handling(self, request: Received, delta: int) -> None:
+        """The server's side: it starts (+1) or stops (-1) handling `request`."""
+        path = urlsplit(request.path).path
+        with self._arrived:
+            self._in_flight[path] = self._in_flight.get(path, 0) + delta
+            self._peak[path] = max(self._peak.get(path, 0), self._in_flight[path])
 
     def answer(self, request: Received) -> Answer:
         """Record `request` and say what to answer it (the server's side)."""
@@ -85,9 +99,11 @@ def running_receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
         def _answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {name.lower(): value for name, value in self.headers.items()}
-            answer = receiver.answer(Received(self.command, self.path, headers, body))
-            time.sleep(answer.delay)
+            request = Received(self.command, self.path, headers, body)
+            receiver.handling(request, +1)
             try:
+                answer = receiver.answer(request)
+                time.sleep(answer.delay)
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
@@ -96,6 +112,8 @@ def running_receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
                 self.wfile.write(answer.body)
             except OSError:
                 pass  # the client hung up (the timeout tests)
+            finally:
+                receiver.handling(request, -1)
 
         def log_message(self, *_: object) -> None:
             pass

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.core.config import Settings
 from app.worker.celery_app import create_celery_app
@@ -41,3 +41,10 @@ async def truncate_after(engine: AsyncEngine) -> AsyncIterator[None]:
     yield
     async with engine.begin() as connection:
         await connection.execute(text("TRUNCATE deliveries, messages, webhooks"))
+
+
+@pytest.fixture
+async def committing_session(engine: AsyncEngine, truncate_after: None) -> AsyncIterator[AsyncSession]:
+    """A session whose commits are real, for rows a worker runtime must see; the tables are emptied after."""
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        yield session

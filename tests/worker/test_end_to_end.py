@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from standardwebhooks.webhooks import Webhook
 
-from tests.support.receiver import Receiver
+from tests.support.receiver import Answer, Receiver
 from tests.support.worker import DEADLINE_SECONDS, Worker, WorkerStarter
 
 pytestmark = pytest.mark.e2e
@@ -65,3 +65,41 @@ async def test_worker_delivers_signed_message_with_a_retry(
     deliveries = await committing_client.get(f"/api/v1/messages/{message['id']}/deliveries", headers=auth_headers)
     attempts = sorted((d["attempt"], d["status"], d["response_status"]) for d in deliveries.json()["items"])
     assert attempts == [(1, "failed", 503), (2, "succeeded", 200)]
+
+
+async def test_a_fan_out_whose_worker_was_killed_is_taken_over_by_the_next_worker(
+    worker_starter: WorkerStarter,
+    committing_client: httpx.AsyncClient,
+    receiver: Receiver,
+    auth_headers: dict[str, str],
+) -> None:
+    """SIGKILL mid-delivery: its task stays with the broker, unacknowledged; the claim's lease lapses instead."""
+    settings = {"MESSAGE_CLAIM_LEASE_SECONDS": "2"}
+    killed = worker_starter(settings)
+    fast, slow = receiver.url(204), receiver.url(Answer(204, delay=3))
+    for url in (fast, slow):
+        created = await committing_client.post(
+            "/api/v1/webhooks", json={"url": url, "events": ["order.created"]}, headers=auth_headers
+        )
+        assert created.status_code == 201, created.text
+    posted = await committing_client.post(
+        "/api/v1/messages", json={"event": "order.created", "payload": {"n": 1}}, headers=auth_headers
+    )
+    message = posted.json()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_SECONDS
+    while not receiver.to(slow):  # the attempt to the slow endpoint is in flight
+        assert loop.time() < deadline, killed.log()
+        await asyncio.sleep(0.05)
+    killed.process.kill()
+    killed.process.wait()
+
+    worker = worker_starter(settings)
+    final = await _wait_for_status(committing_client, f"/api/v1/messages/{message['id']}", auth_headers, "delivered")
+
+    assert final["status"] == "delivered", worker.log()
+    # The attempts the killed worker sent were not recorded, so they went out again: at least once.
+    assert [r.headers["webhook-id"] for r in receiver.to(slow)] == [message["id"]] * 2
+    assert len(receiver.to(fast)) >= 1
+    deliveries = await committing_client.get(f"/api/v1/messages/{message['id']}/deliveries", headers=auth_headers)
+    assert sorted(d["attempt"] for d in deliveries.json()["items"]) == [1, 1]

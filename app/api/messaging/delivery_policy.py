@@ -22,6 +22,8 @@ class DeliveryPolicy:
     retention: timedelta
     # A webhook whose every attempt failed for this long is disabled (app/api/messaging/endpoint_health.py).
     disable_failing_after: timedelta = timedelta(days=5)
+    # A fan-out's claim lapses this long after its holder last renewed it; then another worker takes over.
+    claim_lease: timedelta = timedelta(seconds=15)
     housekeeping_batch: int = 500  # stranded messages and lost retries re-queued per run
     purge_batch: int = 5000  # delivery rows deleted per run: one statement, one transaction
     # Finished messages are kept this long after their last change, then deleted (with their deliveries).
@@ -44,6 +46,7 @@ class DeliveryPolicy:
             retention=timedelta(days=settings.DELIVERY_RETENTION_DAYS),
             disable_failing_after=timedelta(days=settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS),
             message_retention=timedelta(days=settings.MESSAGE_RETENTION_DAYS),
+            claim_lease=timedelta(seconds=settings.MESSAGE_CLAIM_LEASE_SECONDS),
         )
 
     def retry_delay(self, attempt: int, retry_after: float | None) -> float:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, status
 
 from app.api.deps import KeyRingDep, SessionDep, SettingsDep, TargetGuardDep, require_scopes
 from app.api.pagination import PageOut, PageQuery
+from app.api.problems import WEBHOOK_LIMIT_CONFLICT
 from app.api.routing import ApiRoute
 from app.api.webhook.models import (
     SecretRotation,
@@ -27,15 +28,17 @@ Writer = Annotated[Principal, Depends(require_scopes("webhooks:write"))]
 async def get_webhook_service(
     session: SessionDep, targets: TargetGuardDep, keyring: KeyRingDep, settings: SettingsDep
 ) -> WebhookService:
-    return WebhookService(session, targets, keyring, timedelta(seconds=settings.WEBHOOK_SECRET_OVERLAP_SECONDS))
+    overlap = timedelta(seconds=settings.WEBHOOK_SECRET_OVERLAP_SECONDS)
+    return WebhookService(session, targets, keyring, overlap, settings.WEBHOOK_MAX_PER_CLIENT)
 
 
 WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=WEBHOOK_LIMIT_CONFLICT)
 async def create_webhook(data: WebhookCreate, client: Writer, service: WebhookServiceDep) -> WebhookCreated:
-    """Register a webhook. The response carries the signing secret: it is shown only this once."""
+    """Register a webhook (at most WEBHOOK_MAX_PER_CLIENT per client). The response carries the signing
+    secret: it is shown only this once."""
     return await service.create(client.sub, data)
 
 

@@ -18,7 +18,7 @@ from app.api.webhook.models import (
 from app.clients.webhooks.signing import generate_secret
 from app.clients.webhooks.target import TargetGuard, TargetRejectedError
 from app.core.encryption import KeyRing
-from app.core.exceptions import NotFoundError, ValidationFailedError
+from app.core.exceptions import ConflictError, NotFoundError, ValidationFailedError
 from app.core.time import utcnow
 from app.db.webhook.model import Webhook
 from app.db.webhook.table import WebhooksTable
@@ -26,19 +26,32 @@ from app.db.webhook.table import WebhooksTable
 
 class WebhookService:
     """`keyring` seals signing secrets before they are stored; `secret_overlap` is how long a rotated-out
-    secret keeps signing deliveries, unless the rotation asks for another overlap."""
+    secret keeps signing deliveries, unless the rotation asks for another overlap; `max_per_client` bounds
+    the webhooks of a client, and so each fan-out (each message goes to every subscribed webhook)."""
 
     def __init__(
-        self, session: AsyncSession, targets: TargetGuard, keyring: KeyRing, secret_overlap: timedelta
+        self,
+        session: AsyncSession,
+        targets: TargetGuard,
+        keyring: KeyRing,
+        secret_overlap: timedelta,
+        max_per_client: int | None = None,
     ) -> None:
         self.session = session
         self.webhooks = WebhooksTable(session)
         self.targets = targets
         self.keyring = keyring
         self.secret_overlap = secret_overlap
+        self.max_per_client = max_per_client
 
     async def create(self, client_id: str, data: WebhookCreate) -> WebhookCreated:
         await self._check_target(data.url)  # before any database work: no transaction waits on DNS
+        if self.max_per_client is not None:
+            await self.webhooks.lock_client(client_id)  # two registrations at once cannot both take the last place
+            if await self.webhooks.all_count(client_id=client_id) >= self.max_per_client:
+                raise ConflictError(
+                    f"A client may have at most {self.max_per_client} webhooks; delete one to register another."
+                )
         secret = generate_secret()
         webhook = Webhook(client_id=client_id, **data.model_dump())
         webhook.set_secret(self.keyring.seal(secret, context=webhook.secret_context))

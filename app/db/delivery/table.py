@@ -23,12 +23,27 @@ class DeliveriesTable(BaseTable[Delivery]):
         )
         return list((await self.session.scalars(statement)).all())
 
-    async def clear_scheduled(self, message_id: uuid.UUID, webhook_id: uuid.UUID) -> None:
-        """The webhook's earlier attempts of the message no longer wait for a retry: a later one is recorded.
+    async def clear_scheduled(self, message_id: uuid.UUID, webhook_ids: Sequence[uuid.UUID]) -> None:
+        """These webhooks' earlier attempts of the message no longer wait for a retry: later ones are recorded.
 
         Keeps `next_attempt_at` on the latest attempt only, which is what lets overdue_retries read the
-        partial index alone.
+        partial index alone. One statement for any number of webhooks.
         """
+        if not webhook_ids:
+            return
+        statement = (
+            update(Delivery)
+            .where(
+                col(Delivery.message_id) == message_id,
+                col(Delivery.webhook_id).in_(webhook_ids),
+                col(Delivery.next_attempt_at).is_not(None),
+            )
+            .values(next_attempt_at=None)
+        )
+        await self.session.execute(statement)
+
+    async def postpone(self, message_id: uuid.UUID, webhook_id: uuid.UUID, due_at: datetime) -> None:
+        """The retry the webhook's latest attempt waits for is now due at `due_at` (it was deferred)."""
         statement = (
             update(Delivery)
             .where(
@@ -36,7 +51,7 @@ class DeliveriesTable(BaseTable[Delivery]):
                 col(Delivery.webhook_id) == webhook_id,
                 col(Delivery.next_attempt_at).is_not(None),
             )
-            .values(next_attempt_at=None)
+            .values(next_attempt_at=due_at)
         )
         await self.session.execute(statement)
 

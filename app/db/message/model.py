@@ -3,7 +3,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Text
+from sqlalchemy import ARRAY, Column, Text, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -32,3 +32,8 @@ class Message(SQLModel, table=True):
     request_hash: str | None = Field(default=None, sa_type=Text, nullable=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamptz())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamptz())
+    # The fan-out's claim (app/api/messaging/delivery_service.py): who delivers it right now, until when
+    # (past it, another worker takes over), and the webhooks still without a recorded attempt.
+    claim_token: uuid.UUID | None = Field(default=None, sa_type=Uuid, nullable=True)
+    claimed_until: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True, default_now=False))
+    unattempted_webhook_ids: list[uuid.UUID] | None = Field(default=None, sa_column=Column(ARRAY(Uuid), nullable=True))

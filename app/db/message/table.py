@@ -30,7 +30,8 @@ class MessagesTable(BaseTable[Message]):
         """Messages whose fan-out never ran or died before recording anything, oldest first.
 
         Pending ones: the enqueue after commit failed (e.g. Redis was down). Delivering ones without a
-        single delivery row: the worker died mid-fan-out. Locked until the transaction ends, for
+        single delivery row nor a claim: the worker died mid-fan-out before fan-outs were claimed with a
+        lease (take_over_lapsed handles claimed ones). Locked until the transaction ends, for
         mark_requeued; one a fan-out is claiming right now is skipped (it is not stranded).
         """
         no_deliveries = ~exists().where(col(Delivery.message_id) == col(Message.id))
@@ -41,6 +42,7 @@ class MessagesTable(BaseTable[Message]):
                     and_(col(Message.status) == MessageStatus.PENDING, col(Message.updated_at) < pending_before),
                     and_(
                         col(Message.status) == MessageStatus.DELIVERING,
+                        col(Message.claimed_until).is_(None),  # a claimed one is taken over (take_over_lapsed)
                         col(Message.updated_at) < delivering_before,
                         no_deliveries,
                     ),
@@ -86,3 +88,33 @@ class MessagesTable(BaseTable[Message]):
         )
         result = cast(CursorResult[Any], await self.session.execute(statement))
         return result.rowcount
+
+    async def renew_claim(self, id: uuid.UUID, token: uuid.UUID, until: datetime) -> None:
+        """Extend the lease of the claim `token` holds, if it still holds it."""
+        statement = (
+            update(Message)
+            .where(col(Message.id) == id, col(Message.claim_token) == token)
+            .values(claimed_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(statement)
+
+    async def take_over_lapsed(self, now: datetime, until: datetime, limit: int) -> list[uuid.UUID]:
+        """Unfinished fan-outs whose lease has lapsed (the holder died, or deferred attempts are due), oldest
+        first: released from their holder and leased until `until`, so that other sweeps leave them alone
+        while the fan-out re-queued for each takes them over. Rows locked right now are skipped."""
+        lapsed = (
+            select(col(Message.id))
+            .where(col(Message.status) == MessageStatus.DELIVERING, col(Message.claimed_until) < now)
+            .order_by(col(Message.claimed_until))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(Message)
+            .where(col(Message.id).in_(lapsed.scalar_subquery()))
+            .values(claim_token=None, claimed_until=until)
+            .returning(col(Message.id))
+            .execution_options(synchronize_session=False)
+        )
+        return list((await self.session.scalars(statement)).all())

@@ -1,7 +1,8 @@
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlmodel import col
 
 from app.db.base_table import BaseTable
@@ -45,29 +46,46 @@ class WebhooksTable(BaseTable[Webhook]):
     # Endpoint health (app/api/messaging/endpoint_health.py). Each statement writes the row only when its
     # state changes, so a webhook that keeps succeeding or keeps failing costs no row lock per attempt.
 
-    async def clear_failing(self, id: uuid.UUID) -> None:
-        """The endpoint answered 2xx: no failing streak any more."""
-        await self._set(id, col(Webhook.failing_since).is_not(None), failing_since=None)
+    async def clear_failing(self, ids: Sequence[uuid.UUID]) -> None:
+        """The endpoints answered 2xx: no failing streak any more."""
+        await self._set(ids, col(Webhook.failing_since).is_not(None), failing_since=None)
 
-    async def mark_failing(self, id: uuid.UUID, at: datetime) -> None:
-        """An attempt failed: the streak starts at `at` unless one is already running."""
-        await self._set(id, col(Webhook.failing_since).is_(None), failing_since=at)
+    async def mark_failing(self, ids: Sequence[uuid.UUID], at: datetime) -> None:
+        """Attempts failed: each streak starts at `at` unless one is already running."""
+        await self._set(ids, col(Webhook.failing_since).is_(None), failing_since=at)
 
     async def disable(
-        self, id: uuid.UUID, reason: DisabledReason, at: datetime, *, failing_before: datetime | None = None
-    ) -> bool:
-        """Disable the webhook, if active (and failing since before `failing_before`, if given); True if it was."""
+        self, ids: Sequence[uuid.UUID], reason: DisabledReason, at: datetime, *, failing_before: datetime | None = None
+    ) -> list[uuid.UUID]:
+        """Disable the active ones of these webhooks (failing since before `failing_before`, if given); returns
+        the ids it disabled."""
         conditions: list[ColumnElement[bool]] = [col(Webhook.active).is_(True)]
         if failing_before is not None:
             conditions.append(col(Webhook.failing_since) <= failing_before)
-        return await self._set(id, *conditions, active=False, disabled_reason=reason, disabled_at=at, updated_at=at)
+        return await self._set(ids, *conditions, active=False, disabled_reason=reason, disabled_at=at, updated_at=at)
 
-    async def _set(self, id: uuid.UUID, *conditions: ColumnElement[bool], **values: object) -> bool:
+    async def _set(
+        self, ids: Sequence[uuid.UUID], *conditions: ColumnElement[bool], **values: object
+    ) -> list[uuid.UUID]:
+        """One UPDATE for all of `ids`, whatever their number; rows are locked in id order (a subquery FOR
+        UPDATE), so two transactions updating the same webhooks cannot deadlock. Nothing for no ids."""
+        if not ids:
+            return []
+        locked = (
+            select(col(Webhook.id))
+            .where(col(Webhook.id).in_(ids), col(Webhook.deleted_at).is_(None), *conditions)
+            .order_by(col(Webhook.id))
+            .with_for_update()
+        )
         statement = (
             update(Webhook)
-            .where(col(Webhook.id) == id, col(Webhook.deleted_at).is_(None), *conditions)
+            .where(col(Webhook.id).in_(locked.scalar_subquery()))
             .values(**values)
             .returning(col(Webhook.id))
             .execution_options(synchronize_session=False)
         )
-        return (await self.session.scalar(statement)) is not None
+        return list((await self.session.scalars(statement)).all())
+
+    async def lock_client(self, client_id: str) -> None:
+        """Serialise changes to the set of the client's webhooks until the transaction ends (an advisory lock)."""
+        await self.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(client_id, 0))))

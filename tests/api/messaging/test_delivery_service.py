@@ -1,5 +1,6 @@
 """DeliveryService against a real local HTTP receiver, the real database and a recording queue."""
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from app.api.messaging.delivery_limits import DeliveryLimits
 from app.api.messaging.delivery_policy import DeliveryPolicy
 from app.api.messaging.delivery_service import INTERNAL_ERROR, DeliveryService, summarise
 from app.clients.webhooks.client import WebhookClient
@@ -96,10 +98,11 @@ class Data:
         client_id: str = "client-a",
         status: MessageStatus = MessageStatus.PENDING,
         age: timedelta = timedelta(0),
+        **fields: Any,
     ) -> Message:
         at = utcnow() - age
         message = await create_message(
-            self.session, client_id=client_id, event=event, payload=PAYLOAD, status=status, created_at=at
+            self.session, client_id=client_id, event=event, payload=PAYLOAD, status=status, created_at=at, **fields
         )
         await self.session.commit()
         return self._detached(message)
@@ -598,7 +601,7 @@ async def test_retry_to_a_deleted_or_disabled_webhook_records_a_failure(
     if gone == "deleted":
         assert await data.webhooks.soft_delete(webhook.id)
     else:
-        assert await data.webhooks.disable(webhook.id, DisabledReason.MANUAL, utcnow())
+        assert await data.webhooks.disable([webhook.id], DisabledReason.MANUAL, utcnow()) == [webhook.id]
     await data.session.commit()
 
     await service.retry(message.id, webhook.id, 2, 3)
@@ -864,3 +867,212 @@ async def test_concurrent_duplicate_retries_record_the_attempt_once(
     assert [d.attempt for d in await data.attempts(message)] == [1, 2]
     assert queue.retries == []  # the worker that recorded attempt 2 scheduled attempt 3, not this one
     assert await data.status(message) == MessageStatus.DELIVERING
+
+
+# ---- recording cost ------------------------------------------------------------------------------
+
+
+def _inserts_into_deliveries(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith("INSERT INTO DELIVERIES")]
+
+
+async def test_a_fan_out_costs_the_same_statements_for_any_number_of_webhooks(
+    service: DeliveryService, data: Data, receiver: Receiver, statements: list[str]
+) -> None:
+    """One multi-row INSERT for every attempt, nothing read back per row: the statement count does not grow."""
+    sent: dict[int, list[str]] = {}
+    for webhooks, client_id in ((1, "client-one"), (8, "client-eight")):
+        for _ in range(webhooks):
+            await data.webhook(receiver.url(200), client_id=client_id)
+        message = await data.message(client_id=client_id)
+        statements.clear()
+
+        await service.fan_out(message.id)
+
+        assert len(await data.attempts(message)) == webhooks
+        sent[webhooks] = list(statements)
+
+    assert len(_inserts_into_deliveries(sent[8])) == 1
+    assert len(sent[8]) == len(sent[1]), sent[8]
+
+
+async def test_retries_of_a_fan_out_record_in_one_insert_and_clear_earlier_marks_in_one_update(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue, statements: list[str]
+) -> None:
+    webhooks = [await data.webhook(receiver.url(503, 503)) for _ in range(4)]
+    message = await data.message()
+    await service.fan_out(message.id)
+    assert len(queue.retries) == 4  # one publish per retry, each with its own delay
+
+    statements.clear()
+    await service.retry(message.id, webhooks[0].id, 2, POLICY.max_attempts)
+    updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE DELIVERIES")]
+    assert len(updates) == 1  # attempt 1's mark cleared
+    assert len(_inserts_into_deliveries(statements)) == 1
+
+
+# ---- claims, takeover and deferral ---------------------------------------------------------------
+
+
+async def test_a_fan_out_claims_its_message_and_releases_the_claim_when_every_attempt_is_recorded(
+    db_session: AsyncSession, webhook_client: WebhookClient, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    seen: list[Message] = []
+
+    class Spy(WebhookClient):
+        async def deliver(
+            self, url: str, secrets: Sequence[Sealed], message: WebhookMessage, timeout_seconds: float
+        ) -> Any:
+            row = await MessagesTable(db_session).first_or_default(uuid.UUID(message.id))
+            assert row is not None
+            seen.append(Message.model_validate(row.model_dump()))
+            return await super().deliver(url, secrets, message, timeout_seconds)
+
+    webhook = await data.webhook(receiver.url(200))
+    message = await data.message()
+    before = utcnow()
+
+    await DeliveryService(db_session, Spy(webhook_client.guard, webhook_client.keyring), queue, POLICY).fan_out(
+        message.id
+    )
+
+    (during,) = seen
+    assert during.status == MessageStatus.DELIVERING
+    assert during.claim_token is not None
+    assert during.claimed_until is not None
+    assert before + POLICY.claim_lease <= during.claimed_until <= utcnow() + POLICY.claim_lease
+    assert during.unattempted_webhook_ids == [webhook.id]
+    after = await data.stored(message)
+    assert (after.status, after.claim_token, after.claimed_until, after.unattempted_webhook_ids) == (
+        MessageStatus.DELIVERED,
+        None,
+        None,
+        None,
+    )
+
+
+async def test_a_lapsed_claim_is_taken_over_and_only_the_unattempted_webhooks_are_sent_to(
+    service: DeliveryService, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    """The worker died mid-fan-out: one attempt recorded, two not; its lease lapsed."""
+    done, left, gone = [await data.webhook(receiver.url(200)) for _ in range(3)]
+    assert await data.webhooks.soft_delete(gone.id)
+    message = await data.message(
+        status=MessageStatus.DELIVERING,
+        claim_token=uuid.uuid4(),
+        claimed_until=utcnow() - timedelta(seconds=1),
+        unattempted_webhook_ids=[left.id, gone.id],
+    )
+    await data.delivery(message, done, 1, succeeded=True)
+    unexpired = await data.message(
+        status=MessageStatus.DELIVERING,
+        claim_token=uuid.uuid4(),
+        claimed_until=utcnow() + timedelta(minutes=1),
+        unattempted_webhook_ids=[left.id],
+    )
+    before = utcnow()
+
+    assert await service.take_over_lapsed() >= 1
+
+    assert message.id in queue.fan_outs
+    assert unexpired.id not in queue.fan_outs
+    leased = await data.stored(message)
+    assert leased.claim_token is None  # nobody holds it until the re-queued fan-out runs
+    assert leased.claimed_until is not None
+    assert leased.claimed_until >= before + POLICY.claim_lease  # other sweeps leave it alone meanwhile
+    await service.take_over_lapsed()
+    assert queue.fan_outs.count(message.id) == 1
+
+    await service.fan_out(message.id)
+
+    assert receiver.to(done.url) == []
+    assert [r.headers["webhook-id"] for r in receiver.to(left.url)] == [str(message.id)]
+    assert receiver.to(gone.url) == []
+    attempts = {d.webhook_id: d for d in await data.attempts(message)}
+    assert attempts[left.id].status == DeliveryStatus.SUCCEEDED
+    assert attempts[gone.id].error == "webhook deleted"
+    final = await data.stored(message)
+    assert final.status == MessageStatus.PARTIALLY_FAILED
+    assert (final.claim_token, final.claimed_until, final.unattempted_webhook_ids) == (None, None, None)
+
+
+async def test_a_held_claim_is_left_to_its_holder_unless_the_broker_redelivered_the_task(
+    service: DeliveryService, data: Data, receiver: Receiver
+) -> None:
+    webhook = await data.webhook(receiver.url(200))
+    message = await data.message(
+        status=MessageStatus.DELIVERING,
+        claim_token=uuid.uuid4(),
+        claimed_until=utcnow() + timedelta(minutes=1),
+        unattempted_webhook_ids=[webhook.id],
+    )
+
+    await service.fan_out(message.id)  # a duplicate task: another worker delivers it right now
+    assert receiver.requests == []
+
+    await service.fan_out(message.id, redelivered=True)  # that worker died: Celery gave its task back
+    assert len(receiver.to(webhook.url)) == 1
+    assert await data.status(message) == MessageStatus.DELIVERED
+
+
+async def test_a_fan_out_defers_a_slow_endpoint_and_records_the_others_without_waiting(
+    db_session: AsyncSession, webhook_client: WebhookClient, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    limits = DeliveryLimits(total=100, per_endpoint=4, slow_after=0.2)
+    service = DeliveryService(db_session, webhook_client, queue, POLICY, limits)
+    fast = await data.webhook(receiver.url(200))
+    slow = await data.webhook(receiver.url(Answer(200, delay=0.6)))
+    first, second = await data.message(), await data.message()
+
+    await service.fan_out(first.id)  # nothing known about the endpoints yet: both attempted
+    assert limits.is_slow(slow.url)
+    started = asyncio.get_running_loop().time()
+    await service.fan_out(second.id)
+    elapsed = asyncio.get_running_loop().time() - started
+
+    assert elapsed < 0.6  # did not wait for the slow endpoint
+    assert [d.webhook_id for d in await data.attempts(second)] == [fast.id]
+    deferred = await data.stored(second)
+    assert deferred.status == MessageStatus.DELIVERING
+    assert deferred.unattempted_webhook_ids == [slow.id]
+    assert deferred.claim_token is None  # no holder: the sweep hands it out when due
+    assert deferred.claimed_until is not None
+    assert [r.headers["webhook-id"] for r in receiver.to(slow.url)] == [str(first.id)]
+
+    await service.fan_out(second.id)  # handed out again (take_over_lapsed, once due): it waits its turn now
+
+    assert [r.headers["webhook-id"] for r in receiver.to(slow.url)] == [str(first.id), str(second.id)]
+    assert len(receiver.to(fast.url)) == 2
+    final = await data.stored(second)
+    assert (final.status, final.claimed_until, final.unattempted_webhook_ids) == (MessageStatus.DELIVERED, None, None)
+
+
+async def test_a_retry_to_a_congested_endpoint_is_postponed_not_attempted(
+    db_session: AsyncSession, webhook_client: WebhookClient, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    limits = DeliveryLimits(total=100, per_endpoint=1, slow_after=0.1)
+    service = DeliveryService(db_session, webhook_client, queue, POLICY, limits)
+    webhook = await data.webhook(receiver.url(503))
+    message = await data.message()
+    await service.fan_out(message.id)
+    queue.retries.clear()
+
+    async def hold(seconds: float) -> None:
+        async with limits.slot(webhook.url):
+            await asyncio.sleep(seconds)
+
+    # Another task's attempt is in flight for long, and one more waits in line: the line is full.
+    holders = [asyncio.create_task(hold(0.5)), asyncio.create_task(hold(0))]
+    await asyncio.sleep(0.2)
+    before = utcnow()
+    await service.retry(message.id, webhook.id, 2, POLICY.max_attempts)
+    await asyncio.gather(*holders)
+
+    assert len(receiver.to(webhook.url)) == 1  # not sent
+    assert [d.attempt for d in await data.attempts(message)] == [1]
+    (call,) = queue.retries
+    assert (call.webhook_id, call.attempt, call.last_attempt) == (webhook.id, 2, POLICY.max_attempts)
+    assert call.delay > 0
+    (mark,) = await data.attempts(message)
+    assert mark.next_attempt_at is not None
+    assert mark.next_attempt_at >= before + timedelta(seconds=call.delay) - timedelta(seconds=1)

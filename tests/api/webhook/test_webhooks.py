@@ -2,17 +2,21 @@
 
 import base64
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.deps import get_settings
 from app.db.webhook.table import WebhooksTable
 from tests.api.conftest import WebhookFactory
 from tests.support.problems import assert_problem
 from tests.support.sealing import KEYRING, secret_of
+from tests.support.settings import test_settings
 from tests.support.tokens import HeadersFactory
 
 WEBHOOKS = "/api/v1/webhooks"
@@ -253,3 +257,29 @@ async def test_read_scope_alone_reads_but_cannot_write(
     assert (await client.get(WEBHOOKS, headers=reader)).status_code == 200
     assert (await client.get(f"{WEBHOOKS}/{created['id']}", headers=reader)).status_code == 200
     assert_problem(await client.post(WEBHOOKS, json=BODIES["POST"], headers=reader), 403)
+
+
+@pytest.fixture
+def two_per_client(app: FastAPI) -> Iterator[None]:
+    """WEBHOOK_MAX_PER_CLIENT=2 for this test's requests."""
+    app.dependency_overrides[get_settings] = lambda: test_settings(WEBHOOK_MAX_PER_CLIENT=2)
+    yield
+    app.dependency_overrides.pop(get_settings, None)
+
+
+async def test_a_client_cannot_register_more_webhooks_than_the_limit(
+    two_per_client: None, client: httpx.AsyncClient, create_webhook: WebhookFactory, headers_for: HeadersFactory
+) -> None:
+    first, _ = await create_webhook(), await create_webhook()
+    body = {"url": "https://example.com/third", "events": ["order.created"]}
+
+    refused = await client.post(WEBHOOKS, json=body, headers=headers_for())
+
+    problem = assert_problem(refused, 409)
+    assert "at most 2 webhooks" in problem["detail"]
+    listed = await client.get(WEBHOOKS, headers=headers_for())
+    assert len(listed.json()["items"]) == 2  # nothing was stored
+    await create_webhook(sub="client-b")  # the limit is per client
+    # A deleted webhook no longer counts.
+    assert (await client.delete(f"{WEBHOOKS}/{first['id']}", headers=headers_for())).status_code == 204
+    assert (await client.post(WEBHOOKS, json=body, headers=headers_for())).status_code == 201
