@@ -16,9 +16,11 @@ from app.worker.tasks import FAN_OUT_TASK, RETRY_TASK
 class CeleryDeliveryQueue:
     def __init__(self, celery_app: Celery) -> None:
         self.celery_app = celery_app
-        # Publishing is blocking I/O: off the event loop, in a thread of its own, so that a stalled broker
+        # Publishing is blocking I/O: off the event loop, in threads of its own, so that a stalled broker
         # holds up only publishes, never the loop's default executor (DNS lookups, other to_thread calls).
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="celery-publish")
+        # Four, not one: each publish waits for the GIL after every socket call while the loop is busy, and a
+        # single thread fell behind a loaded API (publishes queued past their deadline, left to housekeeping).
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="celery-publish")
 
     async def fan_out(self, message_id: uuid.UUID) -> None:
         await self._publish(FAN_OUT_TASK, [str(message_id)])

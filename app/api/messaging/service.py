@@ -59,17 +59,18 @@ class MessagingService:
             idempotency_key=idempotency_key,
             request_hash=fingerprint if idempotency_key else None,
         )
-        try:
-            async with self.session.begin_nested():
-                await self.messages.insert_model(message)
-        except IntegrityError:
-            if idempotency_key is None:
-                raise  # no key, so no earlier request to answer with: not an idempotency race
-            # A concurrent request with the same key committed first: answer with its message.
-            existing = await self.messages.first_by(client_id=client_id, idempotency_key=idempotency_key)
-            if existing is None:
-                raise
-            return self._replay(existing, fingerprint)
+        if idempotency_key is None:
+            await self.messages.insert_model(message)  # no key, no race to lose: no savepoint (two round trips)
+        else:
+            try:
+                async with self.session.begin_nested():
+                    await self.messages.insert_model(message)
+            except IntegrityError:
+                # A concurrent request with the same key committed first: answer with its message.
+                existing = await self.messages.first_by(client_id=client_id, idempotency_key=idempotency_key)
+                if existing is None:
+                    raise
+                return self._replay(existing, fingerprint)
         await self.session.commit()
         # Only after the commit: a worker must find the row. If this fails the message stays
         # pending and Celery beat re-queues it, so nothing accepted is lost.

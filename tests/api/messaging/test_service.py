@@ -145,3 +145,13 @@ async def test_redeliver_someone_elses_or_an_unknown_message_is_not_found(
         stored = await MessagesTable(db_session).first_or_default(message_id)
         assert stored is not None
         assert stored.status == MessageStatus.FAILED
+
+
+@pytest.mark.parametrize(("key", "savepoints"), [(None, 0), ("a-key", 1)])
+async def test_only_a_create_with_an_idempotency_key_needs_a_savepoint(
+    service: MessagingService, statements: list[str], key: str | None, savepoints: int
+) -> None:
+    await service.create("client-a", MessageCreate(event="order.created", payload={"n": 1}), key)
+
+    # The test session's own transaction is a savepoint of the test's (conftest.db_session): one more.
+    assert sum(sql.startswith("SAVEPOINT") for sql in statements) == 1 + savepoints, statements
