@@ -20,8 +20,8 @@ from app.db.message.model import Message, MessageStatus
 from app.worker.celery_app import create_celery_app
 from app.worker.queue import CeleryDeliveryQueue
 from tests.support.fakes import BrokenQueue, RecordingQueue
-from tests.support.ports import silent_server
 from tests.support.settings import test_settings
+from tests.support.silent import silent_server
 
 
 class GatedQueue(RecordingQueue):
