@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from app.core.logging import REDACTED
+from app.core.logging import REDACTED, configure_logging
 from app.core.sentry import init_sentry
 from app.web.middleware.request_context import REQUEST_ID_HEADER
 from tests.support.apps import build_app, serve
@@ -39,6 +39,16 @@ class CapturingTransport(Transport):
 
     def serialized(self) -> str:
         return "".join(e.serialize().decode(errors="replace") for e in self.envelopes)
+
+
+@pytest.fixture(autouse=True)
+def logging_first() -> None:
+    """Set up logging before Sentry, in the order the app and the worker use.
+
+    Logging's first setup in a process replaces every Loguru sink, and the Loguru integration adds its sink
+    once per process: the other way round, no logged error would reach Sentry.
+    """
+    configure_logging(test_settings())
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from redis import Redis
 
 from app.core.config import Settings
 from app.core.context import get_request_id, request_id_var
+from app.core.logging import configure_logging
 from app.web.middleware.request_context import REQUEST_ID_HEADER
 from app.worker.celery_app import REQUEST_ID_TASK_HEADER
 from app.worker.queue import CeleryDeliveryQueue
@@ -30,6 +31,7 @@ from app.worker.task_context import bind_task_context, unbind_task_context
 from app.worker.tasks import FAN_OUT_TASK
 from tests.support.apps import build_app, serve
 from tests.support.receiver import Receiver, running_receiver
+from tests.support.settings import test_settings
 from tests.support.worker import DEADLINE_SECONDS, Worker, WorkerStarter
 
 QUEUE = "celery"  # Celery's default queue: a Redis list of JSON messages
@@ -79,6 +81,7 @@ def _fake_task(**request: Any) -> Any:
 
 @pytest.fixture
 def log_records() -> Iterator[list[Any]]:
+    configure_logging(test_settings())  # as the worker's process start does: it adds the ids to every record
     records: list[Any] = []
     handler_id = logger.add(lambda message: records.append(message.record), level="DEBUG", format="{message}")
     yield records
