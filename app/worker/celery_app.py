@@ -41,6 +41,10 @@ def create_celery_app(settings: Settings) -> Celery:
             # API and the consumer in the worker for good.
             "socket_connect_timeout": settings.BROKER_CONNECT_TIMEOUT_SECONDS,
             "socket_timeout": settings.BROKER_SOCKET_TIMEOUT_SECONDS,
+            # The consumer waits for BRPOP's reply in the event loop, where no socket timeout applies: kombu drops
+            # the connection once the reply is this much overdue (a frozen or half-open Redis), and reconnects.
+            # redis-py also pings a connection idle for this long before using it.
+            "health_check_interval": settings.BROKER_HEALTH_CHECK_INTERVAL_SECONDS,
         },
         broker_connection_retry_on_startup=True,
         # The API publishes inline; with Redis down it should give up fast (the message stays pending).
