@@ -31,13 +31,12 @@ class HandOffQueue:
         *,
         deadline: float = PUBLISH_DEADLINE_SECONDS,
         max_pending: int = MAX_PENDING_PUBLISHES,
-        outage: OutageEpisodes | None = None,
     ) -> None:
         self.queue = queue
         self.deadline = deadline
         self.max_pending = max_pending
         self._tasks: set[asyncio.Task[None]] = set()
-        self.outage = outage or OutageEpisodes()
+        self.outage = OutageEpisodes()  # of the broker, as publishing meets it
 
     @property
     def pending(self) -> int:
