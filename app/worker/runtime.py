@@ -27,6 +27,7 @@ from app.api.messaging.delivery_service import DeliveryService
 from app.api.messaging.queue import DeliveryQueue
 from app.clients.webhooks.client import WebhookClient, create_webhook_client
 from app.core.config import Settings
+from app.core.outages import OutageEpisodes, root_cause
 from app.db.engine import DatabaseTimeouts, create_engine, create_session_factory
 
 T = TypeVar("T")
@@ -93,6 +94,7 @@ class WorkerRuntime:
     async def _sweep(self, backlog: Callable[[], Awaitable[int]]) -> None:
         lease = self.policy.claim_lease.total_seconds()
         idle_checked = self.loop.time()
+        outage = OutageEpisodes()
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
             try:
@@ -103,7 +105,17 @@ class WorkerRuntime:
                         if await backlog() == 0:
                             await service.requeue_stranded(pending_after=self.policy.claim_lease)
             except Exception as exc:  # the database or the broker is down: try again next time
-                logger.warning("The takeover sweep failed; it runs again in {} s: {!r}", SWEEP_INTERVAL_SECONDS, exc)
+                # Once per outage, not every second (app/core/outages.py). A sweep that went through says nothing
+                # about the broker when it had nothing to publish, so only a quiet minute ends the episode.
+                if outage.failed() == 0:
+                    logger.warning(
+                        "The takeover sweep failed; it runs again every {:g} s (the next failures are logged at"
+                        " DEBUG): {!r}",
+                        SWEEP_INTERVAL_SECONDS,
+                        root_cause(exc),
+                    )
+                else:
+                    logger.debug("The takeover sweep failed again: {!r}", root_cause(exc))
 
     def close(self) -> None:
         async def close_async() -> None:

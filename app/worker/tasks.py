@@ -9,6 +9,7 @@ import uuid
 
 from celery import Celery, current_task
 
+from app.worker.housekeeping import run_housekeeping
 from app.worker.runtime import run_delivery
 
 FAN_OUT_TASK = "messages.fan_out"
@@ -28,15 +29,15 @@ def retry_delivery(message_id: str, webhook_id: str, attempt: int, last_attempt:
 
 
 def requeue_stranded() -> int:
-    return run_delivery(lambda service: service.requeue_stranded())
+    return run_housekeeping(REQUEUE_STRANDED_TASK, lambda service: service.requeue_stranded())
 
 
 def purge_deliveries() -> int:
-    return run_delivery(lambda service: service.purge_deliveries())
+    return run_housekeeping(PURGE_DELIVERIES_TASK, lambda service: service.purge_deliveries())
 
 
 def purge_messages() -> int:
-    return run_delivery(lambda service: service.purge_messages())
+    return run_housekeeping(PURGE_MESSAGES_TASK, lambda service: service.purge_messages())
 
 
 def _redelivered() -> bool:

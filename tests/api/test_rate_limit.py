@@ -14,14 +14,16 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from loguru import logger
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from app.api.router import API_PREFIX
 from app.api.routing import ApiRoute
-from app.clients.rate_limiter import KEY_PREFIX, RateLimiter
+from app.clients.rate_limiter import KEY_PREFIX, RETRY_AFTER_FAILURE_SECONDS, RateLimiter
 from app.core.config import Settings
 from tests.support.apps import build_app, serve
 from tests.support.ports import closed_port
 from tests.support.problems import assert_problem
+from tests.support.tcp_proxy import tcp_proxy
 from tests.support.tokens import HeadersFactory
 
 LIMIT = 5
@@ -187,6 +189,37 @@ async def test_with_redis_unreachable_it_fails_open_or_closed_as_configured(
     unavailable = [message for message in warnings if "Rate limiting is unavailable" in message]
     assert len(unavailable) == 1
     assert ("allowing requests" in unavailable[0]) is fail_open
+
+
+async def test_while_redis_fails_it_is_asked_once_per_interval_and_its_return_is_said(
+    settings: Settings, sub: str, log_lines: list[tuple[str, str]]
+) -> None:
+    """A Redis that hangs would otherwise cost every request the socket timeout."""
+    now = [0.0]
+    async with tcp_proxy(settings.REDIS_HOST, settings.REDIS_PORT) as proxy:
+        redis = AsyncRedis(host="127.0.0.1", port=proxy.port, db=settings.REDIS_DB, socket_timeout=1)
+        limiter = RateLimiter(redis, LIMIT, fail_open=True, clock=lambda: NOW, monotonic=lambda: now[0])
+        assert await limiter.hit(sub) is not None
+        proxy.cut()
+        assert await limiter.hit(sub) is None  # this one asked Redis
+        tried = proxy.accepted
+
+        for _ in range(10):
+            assert await limiter.hit(sub) is None
+        skipped = proxy.accepted == tried  # not one connection attempt for them
+
+        now[0] = RETRY_AFTER_FAILURE_SECONDS  # time to ask again; meanwhile Redis is back
+        proxy.restore()
+        status = await limiter.hit(sub)
+        await redis.delete(f"{KEY_PREFIX}:{sub}:{WINDOW_START}")
+        await redis.aclose()
+
+    assert skipped
+    assert status is not None
+    assert status.remaining == LIMIT - 2  # counted again
+    said = [(level, message) for level, message in log_lines if level in ("WARNING", "INFO")]
+    assert [level for level, _ in said] == ["WARNING", "INFO"], said
+    assert "Rate limiting works again" in said[1][1]
 
 
 # ---- requests refused for their body before the rate limit ran ----------------------------------

@@ -15,8 +15,8 @@ from app.db.engine import (
     create_read_session_factory,
     create_session_factory,
 )
+from app.db.errors import is_database_unavailable
 from app.db.message.table import MessagesTable
-from app.web.database_errors import is_database_unavailable
 from tests.support.settings import test_settings
 
 

@@ -2,6 +2,8 @@
 
 `cut()` drops every connection and refuses new ones (what clients see when PostgreSQL stops); `freeze()`
 keeps connections open but forwards nothing (a network that swallows packets); `restore()` undoes either.
+`strand()` makes the connections open now half-open for good (a failover, or a NAT that forgot them: the
+client's packets go nowhere and nothing comes back), while new connections go through.
 It runs on the test's event loop, like the app it sits under.
 """
 
@@ -18,6 +20,7 @@ class TcpProxy:
         self.accepted = 0  # connections accepted, cut ones included
         self._server: asyncio.Server | None = None
         self._open = True
+        self._generation = 0  # connections of an earlier generation were stranded
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -36,6 +39,10 @@ class TcpProxy:
     def freeze(self) -> None:
         """Forward nothing more, either way, until restore(); connections stay open."""
         self._flowing.clear()
+
+    def strand(self) -> None:
+        """Forward nothing more, ever, on the connections open now; they stay open. New ones are forwarded."""
+        self._generation += 1
 
     def restore(self) -> None:
         self._open = True
@@ -73,13 +80,18 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers.add(upstream_writer)
-        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
+        generation = self._generation
+        await asyncio.gather(
+            self._pipe(reader, upstream_writer, generation), self._pipe(upstream_reader, writer, generation)
+        )
         self._writers.difference_update((writer, upstream_writer))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, generation: int) -> None:
         try:
             while chunk := await reader.read(65536):
                 await self._flowing.wait()
+                if generation < self._generation:
+                    await asyncio.Event().wait()  # stranded: held until close() cancels it
                 if not self._open:
                     break
                 writer.write(chunk)

@@ -16,7 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.api.deps import SessionDep
-from app.web.database_errors import OutageLog, is_database_unavailable
+from app.core.outages import OutageEpisodes
+from app.db.errors import is_database_unavailable
+from app.web.database_errors import OutageLog
 from app.web.middleware.request_context import UNEXPECTED_ERROR_DETAIL
 from tests.support.apps import build_app, serve
 from tests.support.problems import assert_problem
@@ -169,7 +171,7 @@ def test_sqlstates_that_mean_unavailable(sqlstate: str, unavailable: bool) -> No
 
 def test_an_outage_episode_ends_after_a_quiet_minute(log_lines: list[tuple[str, str]]) -> None:
     now = [0.0]
-    outage = OutageLog(quiet_seconds=60, clock=lambda: now[0])
+    outage = OutageLog(OutageEpisodes(quiet_seconds=60, clock=lambda: now[0]))
     for second in (0, 10, 30, 89):  # each within a minute of the one before: one episode
         now[0] = second
         outage.failed(RuntimeError("connection refused"))

@@ -6,11 +6,11 @@ are marked due the same way). A request therefore never waits for the broker: it
 answers. Each publish gets `deadline` seconds; one that fails, or still waits when the deadline passes (a broker
 that accepts connections and never answers), is abandoned and left to housekeeping. At most `max_pending`
 publishes wait at once; beyond that new ones are left to housekeeping straight away, so a broker outage under
-load costs neither time nor memory.
+load costs neither time nor memory. An outage is logged once (app/core/outages.py): its first failure at
+WARNING, the next ones at DEBUG, and its end, at the next publish that goes through, at INFO with the count.
 """
 
 import asyncio
-import time
 import uuid
 from collections.abc import Coroutine
 from typing import Any
@@ -18,11 +18,10 @@ from typing import Any
 from loguru import logger
 
 from app.api.messaging.queue import DeliveryQueue
+from app.core.outages import OutageEpisodes
 
 PUBLISH_DEADLINE_SECONDS = 5.0
 MAX_PENDING_PUBLISHES = 1000
-# During an outage every publish fails: say so at most this often per process, with the count.
-FAILURE_WARNING_INTERVAL_SECONDS = 60.0
 
 
 class HandOffQueue:
@@ -37,8 +36,7 @@ class HandOffQueue:
         self.deadline = deadline
         self.max_pending = max_pending
         self._tasks: set[asyncio.Task[None]] = set()
-        self._warned_at = float("-inf")
-        self._unreported = 0
+        self.outage = OutageEpisodes()  # of the broker, as publishing meets it
 
     @property
     def pending(self) -> int:
@@ -80,12 +78,17 @@ class HandOffQueue:
             self._failed(what, f"no answer from the broker within {self.deadline:g} s")
         except Exception as exc:
             self._failed(what, repr(exc))
+        else:
+            if failures := self.outage.succeeded():
+                logger.info("Publishing works again; {} publishes failed meanwhile, left to housekeeping", failures)
 
     def _failed(self, what: str, reason: str) -> None:
-        self._unreported += 1
-        now = time.monotonic()
-        if now - self._warned_at < FAILURE_WARNING_INTERVAL_SECONDS:
-            return
-        others = f" (and {self._unreported - 1} more since the last warning)" if self._unreported > 1 else ""
-        logger.warning("Could not enqueue {}{}; housekeeping will re-queue it: {}", what, others, reason)
-        self._warned_at, self._unreported = now, 0
+        if self.outage.failed() == 0:
+            logger.warning(
+                "Could not enqueue {}; housekeeping will re-queue it (the next failures are logged at DEBUG until"
+                " a publish goes through): {}",
+                what,
+                reason,
+            )
+        else:
+            logger.debug("Could not enqueue {} either; housekeeping will re-queue it: {}", what, reason)

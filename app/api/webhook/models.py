@@ -116,7 +116,8 @@ class WebhookCreated(WebhookRead):
 
 
 class SecretRotation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON value of another type is refused, not converted (as OpenAPI says).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     overlap_seconds: int | None = Field(
         default=None,

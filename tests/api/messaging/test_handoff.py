@@ -87,19 +87,41 @@ async def test_a_publish_past_its_deadline_is_abandoned_and_logged(warnings: lis
     assert "within 0.05 s" in warnings[0]
 
 
-async def test_failures_are_logged_once_a_minute_with_a_count(warnings: list[str]) -> None:
-    broken = BrokenQueue()
-    queue = HandOffQueue(broken, deadline=1)
+class SwitchableQueue(BrokenQueue):
+    """A broker that is down while `down` is set, and up otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    async def fan_out(self, message_id: uuid.UUID) -> None:
+        if self.down:
+            await super().fan_out(message_id)
+        else:
+            await RecordingQueue.fan_out(self, message_id)
+
+
+async def test_an_outage_is_logged_once_and_its_end_with_the_count(log_lines: list[tuple[str, str]]) -> None:
+    broker = SwitchableQueue()
+    queue = HandOffQueue(broker, deadline=1)
 
     for _ in range(3):
         await queue.fan_out(uuid.uuid4())
     await queue.retry(uuid.uuid4(), uuid.uuid4(), 2, 5, 0)
+    await _until(lambda: queue.pending == 0, 5)
+    broker.down = False
+    await queue.fan_out(uuid.uuid4())  # the broker is back: the episode ends
+    await _until(lambda: queue.pending == 0, 5)
+    broker.down = True
+    await queue.fan_out(uuid.uuid4())  # a new outage: said again
     await queue.aclose()
 
-    assert len(broken.fan_outs) == 3
-    assert len(broken.retries) == 1
-    assert len(warnings) == 1
-    assert "Connection refused" in warnings[0]
+    assert (len(broker.fan_outs), len(broker.retries)) == (5, 1)
+    said = [(level, message) for level, message in log_lines if level != "DEBUG"]
+    assert [level for level, _ in said] == ["WARNING", "INFO", "WARNING"], said
+    assert "Connection refused" in said[0][1]
+    assert "4 publishes failed meanwhile" in said[1][1]
+    assert sum("either" in message for level, message in log_lines if level == "DEBUG") == 3
 
 
 async def test_beyond_max_pending_publishes_are_left_to_housekeeping(warnings: list[str]) -> None:

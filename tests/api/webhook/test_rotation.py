@@ -115,8 +115,15 @@ async def test_a_rotation_during_an_overlap_drops_the_oldest_secret(
 
 @pytest.mark.parametrize(
     "body",
-    [{"overlap_seconds": -1}, {"overlap_seconds": 7 * 86_400 + 1}, {"overlap_seconds": "soon"}, {"secret": "mine"}],
-    ids=["negative", "over-a-week", "not-a-number", "own-secret"],
+    [
+        {"overlap_seconds": -1},
+        {"overlap_seconds": 7 * 86_400 + 1},
+        {"overlap_seconds": "soon"},
+        {"overlap_seconds": "60"},  # strict, as the schema says: no numeric strings ...
+        {"overlap_seconds": False},  # ... and no booleans (the fuzzer found this one accepted)
+        {"secret": "mine"},
+    ],
+    ids=["negative", "over-a-week", "not-a-number", "numeric-string", "boolean", "own-secret"],
 )
 async def test_bad_rotation_requests_are_422_and_change_nothing(
     client: httpx.AsyncClient,
