@@ -3,7 +3,7 @@
 create_app(settings) configures the process (logging, Sentry, tracing) and wires the HTTP edge (middleware,
 error handlers, routers); its lifespan builds every resource the API uses from the same settings and closes
 them at shutdown: the engine and session factory, Redis, the outgoing HTTP client, the token verifier,
-the rate limiter, the webhook target guard, the key ring sealing webhook secrets and the task queue.
+the rate limiter, the webhook target guard, the key ring sealing webhook secrets and the task publisher.
 Nothing is connected at import.
 """
 
@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api.health.points import router as health_router
@@ -32,9 +32,10 @@ from app.web.errors import register_exception_handlers
 from app.web.middleware.body_limit import BodyLimitMiddleware
 from app.web.middleware.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
 from app.web.middleware.security_headers import SecurityHeadersMiddleware
-from app.worker.celery_app import create_celery_app
-from app.worker.queue import CeleryDeliveryQueue
+from app.worker.publisher import RedisTaskPublisher
 
+# Publishes in flight at once share this many broker connections (one LPUSH takes well under a millisecond).
+BROKER_CONNECTIONS = 16
 EXPOSED_HEADERS = [REQUEST_ID_HEADER, "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"]
 
 
@@ -55,8 +56,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         allow_private=settings.allow_private_webhook_targets, dns_timeout_seconds=settings.WEBHOOK_DNS_TIMEOUT_SECONDS
     )
     state.keyring = KeyRing(settings.webhook_secret_keys)
-    # Handed off, never awaited by the request: a message is committed before it is published (handoff.py).
-    state.delivery_queue = HandOffQueue(CeleryDeliveryQueue(create_celery_app(settings)))
+    # The broker (the same Redis here) with the broker's deadlines. Handed off, never awaited by the request:
+    # a message is committed before it is published (handoff.py).
+    state.broker = Redis.from_pool(
+        BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=BROKER_CONNECTIONS,
+            socket_timeout=settings.BROKER_SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=settings.BROKER_CONNECT_TIMEOUT_SECONDS,
+        )
+    )
+    state.delivery_queue = HandOffQueue(RedisTaskPublisher(state.broker))
     try:
         async with httpx.AsyncClient() as http_client:
             jwks = None
@@ -71,6 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
     finally:
         await state.delivery_queue.aclose()
+        await state.broker.aclose()
         state.target_guard.close()
         await state.redis.aclose()
         await state.engine.dispose()

@@ -1,5 +1,5 @@
 """The API's dependency providers: what create_app's lifespan built (app.state), typed, as `Annotated` aliases;
-the authenticated client, scopes and the rate limit.
+the authenticated client (its request counted by the rate limit) and scopes.
 
 Providers that only read app.state are `async def`: FastAPI runs a plain `def` dependency in a worker thread,
 a hop that costs more than the attribute read it wraps.
@@ -86,26 +86,25 @@ bearer_scheme = HTTPBearer(auto_error=False, description="A JWT; `make token sub
 
 
 async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    verifier: Annotated[TokenVerifier, Depends(get_token_verifier)],
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ) -> Principal:
+    """The authenticated client, its request counted against its per-minute budget (limits are per `sub`).
+
+    One dependency for both, with the verifier and the limiter read from app.state here: each dependency
+    costs FastAPI some bookkeeping per request, more than these reads.
+    """
     if credentials is None:
         raise AuthenticationError("Send an 'Authorization: Bearer <token>' header.", token_sent=False)
+    state = request.app.state
+    verifier: TokenVerifier = state.token_verifier
     principal = await verifier.verify(credentials.credentials)
     # For the access log, which runs outside the dependency system.
     request.state.client_sub = principal.sub
+    await count_request(request, principal.sub, state.rate_limiter)
     return principal
 
 
 CurrentClient = Annotated[Principal, Depends(authenticate)]
-
-
-async def rate_limit(
-    request: Request, client: CurrentClient, limiter: Annotated[RateLimiter, Depends(get_rate_limiter)]
-) -> None:
-    """Count the request against the client's per-minute budget (after authentication: limits are per `sub`)."""
-    await count_request(request, client.sub, limiter)
 
 
 async def count_refused_request(request: Request) -> None:

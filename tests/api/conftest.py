@@ -7,7 +7,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.api.messaging.points import get_delivery_queue
 from tests.support.fakes import BrokenQueue, RecordingQueue
 from tests.support.tokens import HeadersFactory
 
@@ -17,18 +16,20 @@ MessageFactory = Callable[..., Awaitable[dict[str, Any]]]
 
 @pytest.fixture(autouse=True)
 def queue(app: FastAPI) -> Iterator[RecordingQueue]:
-    """Installed for every API test, so that no test publishes to the real broker by accident."""
+    """Installed for every API test in place of the lifespan's, so that no test publishes to the real broker by
+    accident; the lifespan's is put back after the test (a test may replace the recording one too)."""
+    lifespan_queue = app.state.delivery_queue
     recording = RecordingQueue()
-    app.dependency_overrides[get_delivery_queue] = lambda: recording
+    app.state.delivery_queue = recording
     yield recording
-    app.dependency_overrides.pop(get_delivery_queue, None)
+    app.state.delivery_queue = lifespan_queue
 
 
 @pytest.fixture
 def broken_queue(app: FastAPI, queue: RecordingQueue) -> BrokenQueue:
     """Replaces `queue` for this test: publishing fails as it does when Redis is unreachable."""
     broken = BrokenQueue()
-    app.dependency_overrides[get_delivery_queue] = lambda: broken
+    app.state.delivery_queue = broken
     return broken
 
 

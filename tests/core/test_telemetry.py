@@ -141,7 +141,7 @@ async def test_the_trace_context_goes_into_the_task_message(
 
     finished = spans.get_finished_spans()
     request = next(s for s in finished if s.kind.name == "SERVER")
-    publish = next(s for s in finished if s.name == f"apply_async/{FAN_OUT_TASK}")
+    publish = next(s for s in finished if s.name == f"publish/{FAN_OUT_TASK}")
     assert publish.end_time is not None
     assert _is_under(publish, request, _by_id(finished))
     # W3C traceparent: version-trace_id-parent_id-flags; the worker's task span becomes a child of `publish`.

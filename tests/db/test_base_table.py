@@ -139,6 +139,29 @@ async def test_first_by_with_keywords_builds_its_statement_once_and_binds_each_c
     assert len(set(statements[-3:])) == 1  # the same SQL each time, only the bound values differ
 
 
+async def test_first_values_by_answers_the_row_s_columns_without_a_model_instance(
+    widgets: WidgetsTable, db_session: AsyncSession
+) -> None:
+    red = await widgets.insert_model(Widget(name="a", colour="red"))
+    await widgets.insert_model(Widget(name="b", colour="blue"))
+    gone = await widgets.insert_model(Widget(name="c", colour="green"))
+    await widgets.soft_delete(gone.id)
+    db_session.expunge_all()
+
+    values = await widgets.first_values_by(colour="red", name=None)
+
+    assert values is not None
+    assert values["id"] == red.id
+    assert values["name"] == "a"
+    assert not isinstance(values, Widget)
+    assert not db_session.identity_map  # nothing loaded into the session
+    assert await widgets.first_values_by(colour="purple") is None
+    assert await widgets.first_values_by(colour="green") is None  # soft-deleted
+    deleted = await widgets.first_values_by(colour="green", include_deleted=True)
+    assert deleted is not None
+    assert deleted["name"] == "c"
+
+
 async def test_unknown_filter_column_raises(widgets: WidgetsTable) -> None:
     with pytest.raises(ValueError, match="no column 'colur'"):
         await widgets.first_by(colur="red")

@@ -202,13 +202,20 @@ async def test_one_trace_and_one_request_id_from_the_request_to_the_webhook_call
         headers={**auth_headers, REQUEST_ID_HEADER: request_id},
     )
     assert posted.status_code == 202, posted.text
-    received = receiver.wait_for(1, timeout=DEADLINE_SECONDS)
+    # Waited for in a thread: the publish the request handed off runs on this loop.
+    received = await asyncio.to_thread(receiver.wait_for, 1, DEADLINE_SECONDS)
     assert len(received) == 1, traced_worker.log()
     signature = received[0].headers["webhook-signature"]
 
     request_span = _server_span(spans.get_finished_spans(), "POST /api/v1/messages")
     trace_id = request_span.context.trace_id
-    publish = next(s for s in spans.get_finished_spans() if s.name == f"apply_async/{FAN_OUT_TASK}")
+
+    def published() -> list[ReadableSpan]:
+        return [s for s in spans.get_finished_spans() if s.name == f"publish/{FAN_OUT_TASK}"]
+
+    await _wait_for(published, "the publish span")  # ended once Redis's answer to the LPUSH came back
+    publish = published()[0]
+    assert publish.kind.name == "PRODUCER"
     assert publish.context.trace_id == trace_id
 
     # The worker's spans: the task continues the request's trace, and the webhook POST is inside it.

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, status
 
-from app.api.deps import SessionDep, SettingsDep, require_scopes
+from app.api.deps import SessionDep, require_scopes
 from app.api.messaging.models import (
     IDEMPOTENCY_KEY_PATTERN,
     DeliveryRead,
@@ -18,6 +18,7 @@ from app.api.messaging.service import MessagingService
 from app.api.pagination import PageOut, PageQuery
 from app.api.problems import IDEMPOTENCY_CONFLICT, REDELIVERY_CONFLICT
 from app.api.routing import ApiRoute
+from app.core.config import Settings
 from app.core.security import Principal
 
 router = APIRouter(prefix="/messages", tags=["messages"], route_class=ApiRoute)
@@ -35,18 +36,13 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def get_delivery_queue(request: Request) -> DeliveryQueue:
-    """The queue the lifespan built (Celery in production; tests install a recording one)."""
-    queue: DeliveryQueue = request.app.state.delivery_queue
-    return queue
-
-
-DeliveryQueueDep = Annotated[DeliveryQueue, Depends(get_delivery_queue)]
-
-
-async def get_messaging_service(
-    session: SessionDep, settings: SettingsDep, queue: DeliveryQueueDep
-) -> MessagingService:
+async def get_messaging_service(request: Request, session: SessionDep) -> MessagingService:
+    """The service over the request's session and the queue the lifespan built (the Redis publisher behind a
+    hand-off in production; tests install a recording one in app.state). The settings and the queue are read
+    here, not through dependencies of their own: each costs FastAPI some bookkeeping per request."""
+    state = request.app.state
+    settings: Settings = state.settings
+    queue: DeliveryQueue = state.delivery_queue
     key_ttl = timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
     return MessagingService(session, queue, settings.WEBHOOK_MAX_ATTEMPTS, key_ttl)
 

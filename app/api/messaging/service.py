@@ -93,7 +93,11 @@ class MessagingService:
         return page_out(page, MessageSummary)
 
     async def get(self, client_id: str, message_id: uuid.UUID) -> MessageRead:
-        return MessageRead.model_validate(await self._owned(client_id, message_id))
+        # Answered from the row's columns: no model instance to build for a read that only returns them.
+        row = await self.messages.first_values_by(id=message_id, client_id=client_id)
+        if row is None:
+            raise NotFoundError(f"Message {message_id} not found.")
+        return MessageRead.model_validate(row)
 
     async def deliveries_of(self, client_id: str, message_id: uuid.UUID, page: PageParams) -> PageOut[DeliveryRead]:
         await self._owned(client_id, message_id)

@@ -11,16 +11,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from loguru import logger
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.messaging.handoff import HandOffQueue
-from app.api.messaging.points import get_delivery_queue
 from app.core.context import get_request_id, request_id_var
 from app.db.message.model import Message, MessageStatus
-from app.worker.celery_app import create_celery_app
-from app.worker.queue import CeleryDeliveryQueue
+from app.worker.publisher import RedisTaskPublisher
+from tests.support.apps import build_app
 from tests.support.fakes import BrokenQueue, RecordingQueue
-from tests.support.settings import test_settings
 from tests.support.silent import silent_server
 
 
@@ -150,20 +149,26 @@ async def test_at_shutdown_unfinished_publishes_are_cancelled_after_the_deadline
     assert queue.pending == 0
 
 
-async def test_the_app_hands_its_publishes_off(app: FastAPI) -> None:
-    assert isinstance(app.state.delivery_queue, HandOffQueue)
-    assert isinstance(app.state.delivery_queue.queue, CeleryDeliveryQueue)
+async def test_the_app_hands_its_publishes_off() -> None:
+    app = build_app()  # its own: the `queue` fixture replaced the suite app's queue
+    async with app.router.lifespan_context(app):
+        assert isinstance(app.state.delivery_queue, HandOffQueue)
+        assert isinstance(app.state.delivery_queue.queue, RedisTaskPublisher)
 
 
 async def test_with_the_broker_hung_a_post_answers_at_once_and_the_message_stays_pending(
-    app: FastAPI, client: httpx.AsyncClient, auth_headers: dict[str, str], db_session: AsyncSession
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    db_session: AsyncSession,
+    queue: RecordingQueue,
 ) -> None:
     deadline = 2.0
     with silent_server() as port:
-        # The real Celery publisher, against a Redis that accepts connections and never answers.
-        publisher = CeleryDeliveryQueue(create_celery_app(test_settings(REDIS_PORT=port)))
-        hung = HandOffQueue(publisher, deadline=deadline)
-        app.dependency_overrides[get_delivery_queue] = lambda: hung
+        # The real publisher, against a Redis that accepts connections and never answers.
+        broker = Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
+        hung = HandOffQueue(RedisTaskPublisher(broker), deadline=deadline)
+        app.state.delivery_queue = hung  # the `queue` fixture puts the lifespan's back
 
         started = time.monotonic()
         responses: list[Any] = [
@@ -175,6 +180,7 @@ async def test_with_the_broker_hung_a_post_answers_at_once_and_the_message_stays
         answered_in = time.monotonic() - started
         assert answered_in < deadline  # not one of them waited for its publish
         await _until(lambda: hung.pending == 0, deadline + 10)  # each abandoned at its deadline
+        await broker.aclose()
 
     assert [response.status_code for response in responses] == [202, 202, 202]
     for response in responses:
