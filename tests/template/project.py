@@ -128,7 +128,11 @@ def drop_databases(prefix: str) -> None:
     async def names() -> list[str]:
         password = settings.DB_PASSWORD.get_secret_value() or None
         connection = await asyncpg.connect(
-            host=settings.DB_HOST, port=settings.DB_PORT, user=settings.DB_USERNAME, password=password, database="postgres"
+            host=settings.DB_HOST,
+            port=settings.DB_PORT,
+            user=settings.DB_USERNAME,
+            password=password,
+            database="postgres",
         )
         try:
             rows = await connection.fetch("SELECT datname FROM pg_database WHERE starts_with(datname, $1)", prefix)
