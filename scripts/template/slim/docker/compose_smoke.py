@@ -3,7 +3,8 @@
 Builds the images, starts the whole stack under a project name of its own, waits for
 /health/ready, calls the API with a token (GET /api/v1/me), and has the worker run the example task
 (published to Redis, consumed by the worker container: its log says it succeeded). Then it removes
-everything it created, volumes included, pass or fail. The exit status says which; every step prints what it waits for and how long it took.
+everything it created, volumes included, pass or fail. The exit status says which; every step prints
+what it waits for and how long it took.
 
 It also guards the image: its size (against IMAGE_BUDGET_MB), that it runs as a non-root user on a
 read-only root filesystem, and that it contains no Poetry, pip or compiler.
@@ -324,8 +325,10 @@ def run_smoke(stack: Stack) -> None:
         )  # fmt: skip
         poll(
             "the worker's log to say the task succeeded",
-            lambda: "housekeeping.ping_database" in stack.c("logs", "worker", check=False).stdout
-            and "succeeded" in stack.c("logs", "worker", check=False).stdout,
+            lambda: (
+                "housekeeping.ping_database" in stack.c("logs", "worker", check=False).stdout
+                and "succeeded" in stack.c("logs", "worker", check=False).stdout
+            ),
             timeout=60,
         )
 
