@@ -476,6 +476,7 @@ async def missing_row(session: SessionDep) -> None:
         'logger.info("Sent {invoice_id} in {attempts} attempts", invoice_id="i-1", attempts=2)',
     ),
     Edit("tests/core/test_logging.py", '{"message_id": "m-1", "attempts": 2,', '{"invoice_id": "i-1", "attempts": 2,'),
+    Edit("tests/core/test_logging.py", '"Delivered m-1 in 2 attempts"', '"Sent i-1 in 2 attempts"'),
     # Dependencies stay until `make lock` without them (the lock's hash covers them); only comments change.
     Edit(
         "pyproject.toml",
@@ -584,6 +585,25 @@ def template_only(root: Path) -> None:
 
 
 TEMPLATE_ONLY_EDITS = [
+    Edit(
+        "README.md",
+        "copier.yml           the Copier template: its questions;",
+        "",
+        through="copier.yml           the Copier template: its questions;",
+    ),
+    Edit(
+        ".github/workflows/ci.yml",
+        "      # The Copier template: both renderings' own lint and tests, and copier update (tests/template).\n"
+        "      - run: make test-template\n",
+        "",
+    ),
+    Edit(
+        ".ci/run",
+        "make lint, the Copier template's own tests\n"
+        "# (make test-template), and the static checks of the Docker files and of the Kubernetes manifests\n"
+        "# (no engine,",
+        "make lint, and the static checks of the Docker\n# files and of the Kubernetes manifests (no engine,",
+    ),
     Edit("README.md", "| `make test-template` |", "", through="| `make test-template` |"),
     Edit(
         "pyproject.toml",

@@ -3,7 +3,8 @@
 The template is rendered from a temporary git repository holding the working tree as it is (uncommitted
 changes included), so the tests check what would be committed, and never touch this checkout. Copier and
 Poetry come from the environment (COPIER, POETRY: make test-template sets both); each generated project
-gets a `make install` of its own (pip reuses its cache), and database names of its own.
+runs its own `make install` into one virtualenv the session's projects share (the first install fills
+it, the next ones find the same locked set installed), and gets database names of its own.
 """
 
 import asyncio
@@ -36,13 +37,15 @@ ALLOWED_LINES = {"pyproject.toml": re.compile(r"standardwebhooks")}
 SKIPPED_DIRS = {".git", ".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", "__pycache__", ".tools"}
 
 
-def run(command: Sequence[str | Path], cwd: Path, env: dict[str, str] | None = None) -> str:
-    """Run `command`; on failure, fail with its output (the last 12 000 characters)."""
+def run(
+    command: Sequence[str | Path], cwd: Path, env: dict[str, str] | None = None, ok_codes: Sequence[int] = (0,)
+) -> str:
+    """Run `command`; on another exit status than `ok_codes`, fail with its output (the last 12 000 characters)."""
     result = subprocess.run(  # noqa: S603 - the tests' own commands
         [str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
     output = result.stdout + result.stderr
-    if result.returncode != 0:
+    if result.returncode not in ok_codes:
         raise AssertionError(f"{' '.join(map(str, command))} failed ({result.returncode}):\n{output[-12000:]}")
     return output
 
@@ -102,6 +105,7 @@ def clean_environment(**overrides: str) -> dict[str, str]:
 class Project:
     path: Path
     database: str  # TEST_TEMPLATE_DB of its suite
+    venv: Path | None = None  # a virtualenv shared by the session's projects, linked as their .venv
 
     def make(self, *targets: str) -> str:
         env = clean_environment(
@@ -113,6 +117,10 @@ class Project:
 
     def suite(self) -> None:
         """The generated project's own install, lint and tests, as its README gives them."""
+        if self.venv is not None:
+            if not self.venv.exists():
+                run(["python3", "-m", "venv", self.venv], self.path)
+            (self.path / ".venv").symlink_to(self.venv)
         try:
             self.make("install")
             self.make("lint")

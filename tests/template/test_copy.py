@@ -28,7 +28,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("example", [True, False], ids=["with-example", "without-example"])
-def test_copy_renames_and_passes_its_own_suite(template: Path, tmp_path: Path, example: bool) -> None:
+def test_copy_renames_and_passes_its_own_suite(
+    template: Path, tmp_path: Path, shared_venv: Path, example: bool
+) -> None:
     project = copy_template(template, tmp_path / "acme-billing", example=example, name="Acme Billing")
 
     answers = (project / ".copier-answers.yml").read_text()
@@ -53,4 +55,4 @@ def test_copy_renames_and_passes_its_own_suite(template: Path, tmp_path: Path, e
         assert not (project / "app/db/webhook").exists()
         assert leftovers(project, EXAMPLE_WORDS, skip=NOT_SEARCHED) == []
 
-    Project(project, database=f"{BASE_DB}_tpl_{'example' if example else 'clean'}").suite()
+    Project(project, database=f"{BASE_DB}_tpl_{'example' if example else 'clean'}", venv=shared_venv).suite()
