@@ -580,6 +580,7 @@ def drop_section(root: Path, path: str, heading: str) -> None:
 def template_only(root: Path) -> None:
     """What only the template repository needs: how to use it as a template, its tests and their CI step."""
     drop_section(root, "README.md", "## Start a new service")
+    drop_section(root, "docs/decisions.md", "## The template: copier copy and copier update")
     for edit in TEMPLATE_ONLY_EDITS:
         apply_edit(root, edit)
 
