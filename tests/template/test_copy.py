@@ -47,7 +47,8 @@ def test_copy_renames_and_passes_its_own_suite(
     assert not (project / "scripts/template").exists()
     assert not (project / "tests/template").exists()
     assert leftovers(project, names_pattern()) == []
-    assert leftovers(project, re.compile(r"test-template|not template")) == []
+    # The template's machinery is gone (the changelog, its history, may name it).
+    assert leftovers(project, re.compile(r"test-template|not template"), skip={"CHANGELOG.md"}) == []
     if example:
         assert (project / "app/api/messaging/points.py").is_file()
     else:
