@@ -3,7 +3,7 @@ its own, updating to the newer version applies the template's change, keeps the 
 conflict markers, and the updated project still passes its suite.
 
 The two versions are made here, in a temporary git copy of this template: v0.1.0 is the working tree as it
-is, v0.2.0 the same plus a small change of the template (a docstring and a new file).
+is, v0.2.0 the same plus a small change of the template (a comment and a new file).
 """
 
 import os
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.template
 
 BASE_DB = os.environ.get("TEST_TEMPLATE_DB") or "app_test"
 TIME_MODULE = "app/core/time.py"
-TEMPLATE_LINE = "All times are aware datetimes in UTC (template v0.2.0)."
+TEMPLATE_LINE = "# All times are aware datetimes in UTC (template v0.2.0)."
 USER_LINE = "# Billing keeps its invoices in UTC too (our own note)."
 README_NOTE = "\n## Our own notes\n\nInvoices are kept for ten years.\n"
 PROBE = "docs/template-v0.2.0.md"
@@ -38,12 +38,10 @@ def two_versions(template: Path) -> None:
     """Tag the copy as v0.1.0, change it a little, and tag that as v0.2.0."""
     git("tag", "v0.1.0", cwd=template)
     module = template / TIME_MODULE
-    text = module.read_text()
-    first_line_end = text.index("\n")
-    module.write_text(text[:first_line_end] + f"\n\n{TEMPLATE_LINE}" + text[first_line_end:])
+    module.write_text(f"{TEMPLATE_LINE}\n" + module.read_text())
     (template / PROBE).write_text("A file the template added in v0.2.0.\n")
     git("add", "--all", cwd=template)
-    git("commit", "--quiet", "--message=v0.2.0: a docstring and a new file", cwd=template)
+    git("commit", "--quiet", "--message=v0.2.0: a comment and a new file", cwd=template)
     git("tag", "v0.2.0", cwd=template)
 
 
