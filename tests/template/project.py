@@ -113,6 +113,8 @@ class Project:
             TEST_REDIS_DB=os.environ.get("TEST_REDIS_DB") or "15",
             DB_NAME=f"{self.database}_app",
         )
+        if self.venv is not None:  # the libraries are the same: mypy need not check them again per project
+            env["MYPY_CACHE_DIR"] = str(self.venv.parent / "mypy-cache")
         return run(["make", f"POETRY={tool('poetry')}", *targets], self.path, env)
 
     def suite(self) -> None:
