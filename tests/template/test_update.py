@@ -56,7 +56,7 @@ def test_update_applies_the_template_change_and_keeps_the_users_edits(tmp_path: 
 
     # The user's edits: one at the end of the file the template changes at its top, one elsewhere.
     with (project / TIME_MODULE).open("a") as module:
-        module.write(f"\n{USER_LINE}\n")
+        module.write(f"\n\n{USER_LINE}\n")
     with (project / "README.md").open("a") as readme:
         readme.write(README_NOTE)
     git("commit", "--quiet", "--all", "--message=Our edits", cwd=project)
