@@ -42,7 +42,8 @@ def test_defaults_run_locally_against_local_services(clean_env: pytest.MonkeyPat
     assert settings.APP_ENVIRONMENT == "local"
     assert settings.is_local
     assert settings.database_url == "postgresql+asyncpg://postgres@localhost:5432/app"
-    assert settings.dbmate_url == "postgres://postgres@localhost:5432/app?sslmode=disable&options=-clock_timeout%3D5000"
+    dbmate_options = "?sslmode=disable&options=-clock_timeout%3D5000"
+    assert settings.dbmate_url == "postgres://postgres@localhost:5432/app" + dbmate_options
     assert settings.redis_url == "redis://localhost:6379/0"
     assert settings.JWT_SECRET.get_secret_value() == DEV_JWT_SECRET
     assert settings.JWT_JWKS_URL is None

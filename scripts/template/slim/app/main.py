@@ -1,0 +1,101 @@
+"""The application factory: `uvicorn --factory app.main:create_app`.
+
+create_app(settings) configures the process (logging, Sentry, tracing) and wires the HTTP edge (middleware,
+error handlers, routers); its lifespan builds every resource the API uses from the same settings and closes
+them at shutdown: the engine and session factory, Redis, the outgoing HTTP client, the token verifier and
+the rate limiter. Nothing is connected at import.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from starlette.middleware.cors import CORSMiddleware
+
+from app.api.health.points import router as health_router
+from app.api.router import api_router
+from app.clients.jwks import JwksClient
+from app.clients.rate_limiter import RateLimiter
+from app.core.config import Settings, get_settings
+from app.core.logging import configure_logging
+from app.core.security import TokenVerifier
+from app.core.sentry import init_sentry
+from app.core.telemetry import configure_telemetry, fastapi_telemetry, instrument_engine
+from app.db.engine import create_engine, create_read_session_factory, create_session_factory
+from app.web.errors import register_exception_handlers
+from app.web.middleware.body_limit import BodyLimitMiddleware
+from app.web.middleware.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
+from app.web.middleware.security_headers import SecurityHeadersMiddleware
+
+EXPOSED_HEADERS = [REQUEST_ID_HEADER, "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    state = app.state
+    state.engine = create_engine(settings)
+    instrument_engine(state.engine)
+    state.session_factory = create_session_factory(state.engine)
+    state.read_session_factory = create_read_session_factory(state.engine)
+    timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS
+    state.redis = Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    state.rate_limiter = RateLimiter(
+        state.redis, settings.RATE_LIMIT_PER_MINUTE, fail_open=settings.RATE_LIMIT_FAIL_OPEN
+    )
+    try:
+        async with httpx.AsyncClient() as http_client:
+            jwks = None
+            if settings.JWT_JWKS_URL:
+                jwks = JwksClient(
+                    settings.JWT_JWKS_URL,
+                    http_client,
+                    settings.JWT_JWKS_CACHE_SECONDS,
+                    max_stale_seconds=settings.JWT_JWKS_MAX_STALE_SECONDS,
+                )
+            state.token_verifier = TokenVerifier(settings, jwks)
+            yield
+    finally:
+        await state.redis.aclose()
+        await state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for `settings` (default: the environment's, as uvicorn's factory call gives none)."""
+    settings = settings or get_settings()
+    # Process-wide and idempotent: the same settings configure them once, however many apps are built.
+    configure_logging(settings)
+    init_sentry(settings)
+    tracer_provider = configure_telemetry(settings)
+    docs = settings.DOCS_ENABLED
+    app = FastAPI(
+        title=settings.APP_NAME,
+        version=settings.APP_VERSION,
+        description="Messages fanned out to signed webhooks: the fastapi-postgres-stack example service.",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+        telemetry=fastapi_telemetry(tracer_provider),
+    )
+    app.state.settings = settings
+    register_exception_handlers(app)
+    app.include_router(health_router)
+    app.include_router(api_router)
+
+    # Starlette runs the last-added middleware first, so add them innermost first.
+    # Outermost first they are: CORS -> security headers -> request context -> body limit.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=not settings.is_local)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.CORS_ALLOW_ORIGINS,
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER],
+        expose_headers=EXPOSED_HEADERS,
+        max_age=600,
+    )
+    return app
