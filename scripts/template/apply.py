@@ -271,6 +271,13 @@ STRIP_EDITS: list[Edit] = [
     ),
     Edit("app/core/telemetry.py", "enqueued and their webhook calls.", "enqueued and their HTTP calls."),
     Edit(
+        "app/core/outages.py",
+        "Used by the API's database errors (app/web/database_errors.py), its publisher"
+        " (app/api/messaging/handoff.py),\nthe rate limiter and the worker's housekeeping and sweep.\n",
+        "Used by the API's database errors (app/web/database_errors.py) and the rate limiter.\n",
+    ),
+    Edit("app/worker/acks.py", "\ntwice (a fan-out of a delivered message does nothing).\n", "\ntwice.\n"),
+    Edit(
         "app/db/base_table.py",
         '(`all_by(col(Message.status).in_(...), client_id="a")`, `first_by(col(Webhook.description).is_(None))`).',
         '(`all_by(col(Invoice.status).in_(...), client_id="a")`, `first_by(col(Invoice.paid_at).is_(None))`).',
@@ -417,7 +424,7 @@ async def missing_row(session: SessionDep) -> None:
     Edit("tests/core/test_telemetry.py", "from redis import Redis\n", ""),
     Edit("tests/core/test_telemetry.py", "from app.core.config import Settings\n", ""),
     Edit("tests/db/test_engine.py", "import uuid\n", ""),
-    Edit("tests/db/test_engine.py", "from app.web.database_errors import is_database_unavailable\n", ""),
+    Edit("tests/db/test_engine.py", "from app.db.errors import is_database_unavailable\n", ""),
     Edit("tests/web/test_database_errors.py", "import uuid\n", ""),
     Edit("tests/web/test_database_errors.py", "from tests.support.tokens import HeadersFactory\n", ""),
     Edit("tests/web/test_errors.py", "import uuid\n", ""),

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # The Celery broker connection's deadlines, in the API (publishing) and the worker (consuming).
     BROKER_CONNECT_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
     BROKER_SOCKET_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
+    # How often an idle broker connection is checked: a consumer whose connection silently died (a frozen
+    # Redis, a failover, a NAT that forgot it) reconnects within about 1 + 2 x this many seconds.
+    BROKER_HEALTH_CHECK_INTERVAL_SECONDS: int = Field(default=10, ge=1)
 
     # HTTP edge
     CORS_ALLOW_ORIGINS: Annotated[list[str], NoDecode] = [

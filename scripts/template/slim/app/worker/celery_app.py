@@ -7,6 +7,7 @@ from celery.signals import before_task_publish
 
 from app.core.config import Settings
 from app.core.context import get_request_id
+from app.worker.acks import ConsumingTask
 from app.worker.tasks import PING_DATABASE_TASK, register_tasks
 
 # The task message header that carries the X-Request-ID of the API request that enqueued the task.
@@ -18,7 +19,13 @@ def create_celery_app(settings: Settings) -> Celery:
 
     Building it connects to nothing; the broker connection opens on the first publish or consume.
     """
-    celery_app = Celery(settings.APP_NAME, broker=settings.redis_url, set_as_current=False)
+    celery_app = Celery(
+        settings.APP_NAME,
+        broker=settings.redis_url,
+        set_as_current=False,
+        # Every task's base: an acknowledgement lost with the connection gives its prefetch slot back.
+        task_cls=f"{ConsumingTask.__module__}:{ConsumingTask.__name__}",
+    )
     celery_app.conf.update(
         # A task is acknowledged only when it finishes, and requeued if its worker dies mid-way:
         # every task is written to be safe to run twice.
@@ -41,6 +48,10 @@ def create_celery_app(settings: Settings) -> Celery:
             # API and the consumer in the worker for good.
             "socket_connect_timeout": settings.BROKER_CONNECT_TIMEOUT_SECONDS,
             "socket_timeout": settings.BROKER_SOCKET_TIMEOUT_SECONDS,
+            # The consumer waits for BRPOP's reply in the event loop, where no socket timeout applies: kombu drops
+            # the connection once the reply is this much overdue (a frozen or half-open Redis), and reconnects.
+            # redis-py also pings a connection idle for this long before using it.
+            "health_check_interval": settings.BROKER_HEALTH_CHECK_INTERVAL_SECONDS,
         },
         broker_connection_retry_on_startup=True,
         # Publishing with Redis down should give up fast.
