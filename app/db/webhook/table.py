@@ -58,8 +58,8 @@ class WebhooksTable(BaseTable[Webhook]):
         runs), 410 Gone disables the webhook, and so does a streak running since before `failing_before`.
         Returns the webhooks it disabled, with why.
 
-        One statement, which locks its rows in id order (a subquery FOR UPDATE): transactions recording
-        attempts to the same webhooks at once wait for each other but cannot deadlock, as separate
+        One statement, which locks its rows in id order (a subquery FOR NO KEY UPDATE): transactions
+        recording attempts to the same webhooks at once wait for each other but cannot deadlock, as separate
         statements (streaks first, then disabling) could, each locking its own subset.
         """
         judged = [*healthy, *failing, *gone]
@@ -74,11 +74,14 @@ class WebhooksTable(BaseTable[Webhook]):
         changing = or_(
             and_(is_healthy, failing_since.is_not(None)), and_(unhealthy, failing_since.is_(None)), disabling
         )
+        # FOR NO KEY UPDATE, the lock the UPDATE itself takes: FOR UPDATE would also wait for the KEY SHARE
+        # locks that every transaction inserting deliveries holds on their webhooks until it commits, and
+        # two recordings each waiting for the other's would deadlock.
         locked = (
             select(webhook_id)
             .where(webhook_id.in_(judged), col(Webhook.deleted_at).is_(None), changing)
             .order_by(webhook_id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
         # Every SET expression reads the row as it was before this statement.
         statement = (
@@ -122,7 +125,7 @@ class WebhooksTable(BaseTable[Webhook]):
             select(col(Webhook.id))
             .where(col(Webhook.id).in_(ids), col(Webhook.deleted_at).is_(None), *conditions)
             .order_by(col(Webhook.id))
-            .with_for_update()
+            .with_for_update(key_share=True)  # as in judge
         )
         statement = (
             update(Webhook)
