@@ -12,7 +12,7 @@ from app.clients.webhooks.outcome import classify, describe_transport_error, fai
 from app.clients.webhooks.payload import build_body
 from app.clients.webhooks.signing import signature_header
 from app.clients.webhooks.target import TargetGuard, TargetRejectedError, TargetUnresolvableError, parse_target
-from app.clients.webhooks.transport import DEFAULT_LIMITS, create_http_client
+from app.clients.webhooks.transport import create_http_client
 from app.core.config import Settings
 from app.core.encryption import KeyRing, Sealed, SecretUnavailableError
 
@@ -28,8 +28,7 @@ class WebhookClient:
     per connection; no proxy is read from the environment; redirects are never followed. With an egress
     `proxy` every request goes through it instead: the guard checks the target's addresses first, but the
     proxy resolves the name itself and must enforce the same policy. `keyring` opens the signing secrets,
-    only to sign. `limits` bounds its connections (the worker's: as many as it has deliveries in flight, all
-    kept alive). `transport` replaces the connection layer (tests: certificates, recording backends).
+    only to sign. `transport` replaces the connection layer (tests: certificates, recording backends).
     """
 
     def __init__(
@@ -39,14 +38,13 @@ class WebhookClient:
         *,
         proxy: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        limits: httpx.Limits = DEFAULT_LIMITS,
         user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
         self.guard = guard
         self.keyring = keyring
         self.proxy = proxy
         self.user_agent = user_agent
-        self.http_client = create_http_client(guard, proxy=proxy, transport=transport, limits=limits)
+        self.http_client = create_http_client(guard, proxy=proxy, transport=transport)
 
     async def aclose(self) -> None:
         """Close the HTTP client's connections and the guard's resolver."""
@@ -104,19 +102,11 @@ class WebhookClient:
 
 
 def create_webhook_client(settings: Settings) -> WebhookClient:
-    """The worker's webhook client, as the settings say: target policy, DNS deadline, keys, egress proxy, and a
-    connection for each delivery the process may have in flight (WEBHOOK_MAX_IN_FLIGHT), each kept alive:
-    with fewer kept, connections beyond them were closed after every request and opened anew."""
+    """The worker's webhook client, as the settings say: target policy, DNS deadline, keys, egress proxy."""
     guard = TargetGuard(
         allow_private=settings.allow_private_webhook_targets, dns_timeout_seconds=settings.WEBHOOK_DNS_TIMEOUT_SECONDS
     )
-    in_flight = settings.WEBHOOK_MAX_IN_FLIGHT
-    return WebhookClient(
-        guard,
-        KeyRing(settings.webhook_secret_keys),
-        proxy=settings.WEBHOOK_EGRESS_PROXY,
-        limits=httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight),
-    )
+    return WebhookClient(guard, KeyRing(settings.webhook_secret_keys), proxy=settings.WEBHOOK_EGRESS_PROXY)
 
 
 async def _discard_body(response: httpx.Response, deadline: float | None) -> None:

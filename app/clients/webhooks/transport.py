@@ -9,8 +9,7 @@ names that happen to resolve to the same address).
 """
 
 import ssl
-from collections.abc import Iterable, Sequence
-from types import TracebackType
+from collections.abc import Iterable
 
 import httpcore
 import httpx
@@ -18,8 +17,6 @@ import httpx
 from app.clients.webhooks.target import TargetGuard
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own defaults
-# Connection pools per transport, each serving the origins that hash to it (ShardedConnectionPool).
-POOL_SHARDS = 16
 
 
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
@@ -62,47 +59,9 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-class ShardedConnectionPool:
-    """Several httpcore connection pools, each serving the origins (scheme, host, port) that hash to it.
-
-    On every request and every response httpcore's pool looks at each of its connections once per
-    connection and once per queued request, so its cost grows with the square of the connections: with a
-    hundred deliveries in flight in one pool that was most of the worker's CPU per delivery. Spread over
-    the shards, each pool holds a few endpoints' connections; an origin's requests always go to the same
-    pool, so they reuse its connections. Each shard has the transport's limits: the worker's in-flight
-    caps, not the pools, bound the connections in use.
-    """
-
-    def __init__(self, shards: Sequence[httpcore.AsyncConnectionPool]) -> None:
-        self.shards = tuple(shards)
-
-    def shard(self, request: httpcore.Request) -> httpcore.AsyncConnectionPool:
-        url = request.url
-        return self.shards[hash((url.scheme, url.host, url.port)) % len(self.shards)]
-
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        return await self.shard(request).handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for shard in self.shards:
-            await shard.aclose()
-
-    async def __aenter__(self) -> "ShardedConnectionPool":
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        await self.aclose()
-
-
 class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport (request mapping, errors, HTTP/1.1) over connection pools (POOL_SHARDS of them)
-    whose every connection a GuardedNetworkBackend makes. Reads nothing from the environment (no proxy, no
-    certificate bundle)."""
+    """httpx's own transport (request mapping, errors, HTTP/1.1) over a connection pool whose connections
+    a GuardedNetworkBackend makes. Reads nothing from the environment (no proxy, no certificate bundle)."""
 
     def __init__(
         self,
@@ -113,40 +72,24 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         inner: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         super().__init__(verify=verify, trust_env=False, limits=limits)
-        # httpx 0.28 has no parameter for the network backend, so the pool it built is replaced by pools with
-        # ours. If a release stops using `_pool`, fail here rather than connect unguarded.
+        # httpx 0.28 has no parameter for the network backend, so the pool it built is replaced by the same
+        # pool with ours. If a release stops using `_pool`, fail here rather than connect unguarded.
         if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
             raise RuntimeError("httpx.AsyncHTTPTransport no longer keeps its pool in `_pool`: update GuardedTransport")
-        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
-        backend = GuardedNetworkBackend(guard, inner)
-        # httpx calls only handle_async_request, aclose, __aenter__ and __aexit__ on its pool.
-        self._pool = ShardedConnectionPool(  # type: ignore[assignment]
-            [
-                httpcore.AsyncConnectionPool(
-                    ssl_context=ssl_context,
-                    max_connections=limits.max_connections,
-                    max_keepalive_connections=limits.max_keepalive_connections,
-                    keepalive_expiry=limits.keepalive_expiry,
-                    network_backend=backend,
-                )
-                for _ in range(POOL_SHARDS)
-            ]
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedNetworkBackend(guard, inner),
         )
 
 
 def create_http_client(
-    guard: TargetGuard,
-    *,
-    proxy: str | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    limits: httpx.Limits = DEFAULT_LIMITS,
+    guard: TargetGuard, *, proxy: str | None = None, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
     """The webhook client's HTTP client: guarded connections, or all through the egress `proxy` (which then
-    connects, and must enforce the address policy itself), at most `limits` of them. Never environment
-    proxies, never redirects."""
+    connects, and must enforce the address policy itself). Never environment proxies, never redirects."""
     if transport is None:
-        if proxy:
-            transport = httpx.AsyncHTTPTransport(proxy=proxy, trust_env=False, limits=limits)
-        else:
-            transport = GuardedTransport(guard, limits=limits)
+        transport = httpx.AsyncHTTPTransport(proxy=proxy, trust_env=False) if proxy else GuardedTransport(guard)
     return httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False)

@@ -17,12 +17,7 @@ from standardwebhooks.webhooks import Webhook
 from app.clients.webhooks.client import WebhookClient, create_webhook_client
 from app.clients.webhooks.models import WebhookMessage
 from app.clients.webhooks.target import IPAddress, TargetGuard, TargetUnresolvableError
-from app.clients.webhooks.transport import (
-    POOL_SHARDS,
-    GuardedNetworkBackend,
-    GuardedTransport,
-    ShardedConnectionPool,
-)
+from app.clients.webhooks.transport import GuardedNetworkBackend, GuardedTransport
 from tests.support.certificates import tls_for
 from tests.support.receiver import Receiver, running_receiver
 from tests.support.sealing import KEYRING, sealed
@@ -355,24 +350,3 @@ def test_an_httpx_that_no_longer_keeps_its_pool_where_expected_fails_loudly(monk
 
     with pytest.raises(RuntimeError, match="update GuardedTransport"):
         GuardedTransport(TargetGuard(allow_private=False))
-
-
-def test_every_pool_of_the_transport_connects_through_the_guard() -> None:
-    guard = TargetGuard(allow_private=False)
-    pool = GuardedTransport(guard)._pool
-
-    assert isinstance(pool, ShardedConnectionPool)
-    assert len(pool.shards) == POOL_SHARDS
-    backends = [shard._network_backend for shard in pool.shards]
-    assert all(isinstance(backend, GuardedNetworkBackend) and backend.guard is guard for backend in backends)
-
-
-def test_an_origins_requests_always_go_to_the_same_pool_and_origins_spread_over_the_pools() -> None:
-    pool = GuardedTransport(TargetGuard(allow_private=False))._pool
-    assert isinstance(pool, ShardedConnectionPool)
-
-    def shard(url: str) -> httpcore.AsyncConnectionPool:
-        return pool.shard(httpcore.Request("POST", url))
-
-    assert shard("https://a.example/hook/1") is shard("https://a.example/hook/2?x=1")
-    assert len({id(shard(f"https://host-{n}.example/")) for n in range(200)}) == POOL_SHARDS
