@@ -377,7 +377,8 @@ def check_rules(rendering: Rendering) -> list[tuple[str, int, int, int]]:
                 f"Deployment/{worker['metadata']['name']}: terminationGracePeriodSeconds {period} is not longer "
                 f"than a task's time limit ({limit} s): warm shutdown would be cut short"
             )
-        budget.append(budget_row("worker", rendering, worker, env, "CELERY_CONCURRENCY"))
+        # One process per pod: CELERY_CONCURRENCY is the threads of its pool, which share the process's engine.
+        budget.append(budget_row("worker", rendering, worker, env, None))
         for scaled in rendering.of_kind("ScaledObject"):
             for trigger in scaled["spec"].get("triggers", []):
                 index = trigger.get("metadata", {}).get("databaseIndex", "0")
@@ -391,9 +392,11 @@ def check_rules(rendering: Rendering) -> list[tuple[str, int, int, int]]:
 
 
 def budget_row(
-    role: str, rendering: Rendering, deployment: dict[str, Any], env: dict[str, str], concurrency: str
+    role: str, rendering: Rendering, deployment: dict[str, Any], env: dict[str, str], processes_variable: str | None
 ) -> tuple[str, int, int, int]:
-    processes = int(env.get(concurrency, "2"))  # entrypoint.sh's default
+    """`processes_variable` names the variable with the pod's process count (entrypoint.sh's default 2);
+    None: one process."""
+    processes = int(env.get(processes_variable, "2")) if processes_variable else 1
     pool = int(env.get("DB_POOL_SIZE", env_default("DB_POOL_SIZE", "5")))
     pool += int(env.get("DB_MAX_OVERFLOW", env_default("DB_MAX_OVERFLOW", "10")))
     return (role, max_replicas(rendering, deployment), processes, pool)

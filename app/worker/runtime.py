@@ -87,12 +87,14 @@ class WorkerRuntime:
 
     def start_sweeping(self, backlog: Callable[[], Awaitable[int]]) -> None:
         """Every second, re-queue the fan-outs whose claim lapsed; and, while the broker's queue is empty
-        (`backlog` says how many tasks wait in it), messages pending for longer than a lease: their task
-        was taken by a worker that died before it claimed them."""
+        (`backlog` says how many tasks wait in it), messages pending for longer than a lease and retries
+        overdue by a lease: their task was taken by a worker that died before it ran them (Celery holds a
+        retry's task unacknowledged in the worker until it is due)."""
         self._sweeper = asyncio.run_coroutine_threadsafe(self._sweep(backlog), self.loop)
 
     async def _sweep(self, backlog: Callable[[], Awaitable[int]]) -> None:
-        lease = self.policy.claim_lease.total_seconds()
+        lease_period = self.policy.claim_lease
+        lease = lease_period.total_seconds()
         idle_checked = self.loop.time()
         outage = OutageEpisodes()
         while True:
@@ -103,7 +105,7 @@ class WorkerRuntime:
                     if self.loop.time() - idle_checked >= lease:
                         idle_checked = self.loop.time()
                         if await backlog() == 0:
-                            await service.requeue_stranded(pending_after=self.policy.claim_lease)
+                            await service.requeue_stranded(pending_after=lease_period, overdue_after=lease_period)
             except Exception as exc:  # the database or the broker is down: try again next time
                 # Once per outage, not every second (app/core/outages.py). A sweep that went through says nothing
                 # about the broker when it had nothing to publish, so only a quiet minute ends the episode.

@@ -170,13 +170,15 @@ class DeliveryService:
                 logger.warning("Could not re-queue the fan-out of {}: {!r}", message_id, exc)
         return len(message_ids)
 
-    async def requeue_stranded(self, pending_after: timedelta | None = None) -> int:
+    async def requeue_stranded(
+        self, pending_after: timedelta | None = None, overdue_after: timedelta | None = None
+    ) -> int:
         """Re-queue messages whose fan-out never ran, and retries whose task was lost.
 
-        A message counts as stranded once pending for `pending_after` (default: requeue_after). Each one is
-        marked as re-queued in the same transaction, so that while a backlog lasts the next runs do not
-        publish it again: a message counts as stranded again only after that long, a retry as lost again
-        only after stalled_after.
+        A message counts as stranded once pending for `pending_after` (default: requeue_after), a retry as
+        lost once overdue by `overdue_after` (default: stalled_after). Each one is marked as re-queued in the
+        same transaction, so that while a backlog lasts the next runs do not publish it again: a message
+        counts as stranded again only after that long, a retry as lost again only after that long too.
         """
         now = utcnow()
         message_ids = await self.messages.stranded_ids(
@@ -184,7 +186,9 @@ class DeliveryService:
             now - self.policy.stalled_after,
             self.policy.housekeeping_batch,
         )
-        overdue = await self.deliveries.overdue_retries(now - self.policy.stalled_after, self.policy.housekeeping_batch)
+        overdue = await self.deliveries.overdue_retries(
+            now - (overdue_after or self.policy.stalled_after), self.policy.housekeeping_batch
+        )
         retries = [(d.message_id, d.webhook_id, d.attempt + 1, self._last_attempt(d)) for d in overdue]
         await self.messages.mark_requeued(message_ids, now)
         await self.deliveries.reschedule([d.id for d in overdue], now)

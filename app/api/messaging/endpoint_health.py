@@ -42,19 +42,14 @@ class EndpointHealth:
         self.disable_after = disable_after
 
     async def record(self, attempts: list[tuple[uuid.UUID, DeliveryOutcome]], at: datetime) -> None:
-        """Update the webhooks these attempts went to, in the caller's transaction: at most four statements,
-        whatever the number of attempts (the table locks the rows in id order, so no two transactions
-        recording attempts to the same webhooks can deadlock)."""
+        """Update the webhooks these attempts went to, in the caller's transaction: one statement, whatever
+        the number of attempts, which writes only the rows whose state changes (WebhooksTable.judge)."""
         judged = {webhook_id: verdict(outcome) for webhook_id, outcome in attempts}
-        healthy = sorted(w for w, v in judged.items() if v is Verdict.HEALTHY)
-        failing = sorted(w for w, v in judged.items() if v is Verdict.FAILING)
-        gone = sorted(w for w, v in judged.items() if v is Verdict.GONE)
-        await self.webhooks.clear_failing(healthy)
-        await self.webhooks.mark_failing(sorted([*failing, *gone]), at)
-        for webhook_id in await self.webhooks.disable(gone, DisabledReason.GONE, at):
-            logger.warning("Disabled webhook {}: it answered 410 Gone", webhook_id)
-        disabled = await self.webhooks.disable(
-            failing, DisabledReason.FAILING, at, failing_before=at - self.disable_after
-        )
-        for webhook_id in disabled:
-            logger.warning("Disabled webhook {}: every attempt failed for {}", webhook_id, self.disable_after)
+        healthy = [w for w, v in judged.items() if v is Verdict.HEALTHY]
+        failing = [w for w, v in judged.items() if v is Verdict.FAILING]
+        gone = [w for w, v in judged.items() if v is Verdict.GONE]
+        for webhook_id, reason in await self.webhooks.judge(healthy, failing, gone, at, at - self.disable_after):
+            if reason is DisabledReason.GONE:
+                logger.warning("Disabled webhook {}: it answered 410 Gone", webhook_id)
+            else:
+                logger.warning("Disabled webhook {}: every attempt failed for {}", webhook_id, self.disable_after)

@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlmodel import col
 
 from app.db.base_table import BaseTable
@@ -43,16 +43,66 @@ class WebhooksTable(BaseTable[Webhook]):
         )
         return list((await self.session.scalars(statement)).all())
 
-    # Endpoint health (app/api/messaging/endpoint_health.py). Each statement writes the row only when its
-    # state changes, so a webhook that keeps succeeding or keeps failing costs no row lock per attempt.
+    # Endpoint health (app/api/messaging/endpoint_health.py). A row is written only when its state changes,
+    # so a webhook that keeps succeeding or keeps failing costs no row lock per attempt.
 
-    async def clear_failing(self, ids: Sequence[uuid.UUID]) -> None:
-        """The endpoints answered 2xx: no failing streak any more."""
-        await self._set(ids, col(Webhook.failing_since).is_not(None), failing_since=None)
+    async def judge(
+        self,
+        healthy: Sequence[uuid.UUID],
+        failing: Sequence[uuid.UUID],
+        gone: Sequence[uuid.UUID],
+        at: datetime,
+        failing_before: datetime,
+    ) -> list[tuple[uuid.UUID, DisabledReason]]:
+        """Apply attempts' verdicts in one UPDATE: a 2xx ends a failing streak, a failure starts one (unless one
+        runs), 410 Gone disables the webhook, and so does a streak running since before `failing_before`.
+        Returns the webhooks it disabled, with why.
 
-    async def mark_failing(self, ids: Sequence[uuid.UUID], at: datetime) -> None:
-        """Attempts failed: each streak starts at `at` unless one is already running."""
-        await self._set(ids, col(Webhook.failing_since).is_(None), failing_since=at)
+        One statement, which locks its rows in id order (a subquery FOR NO KEY UPDATE): transactions
+        recording attempts to the same webhooks at once wait for each other but cannot deadlock, as separate
+        statements (streaks first, then disabling) could, each locking its own subset.
+        """
+        judged = [*healthy, *failing, *gone]
+        if not judged:
+            return []
+        webhook_id, failing_since, active = col(Webhook.id), col(Webhook.failing_since), col(Webhook.active)
+        is_healthy = webhook_id.in_(healthy)
+        unhealthy = webhook_id.in_([*failing, *gone])
+        disable_gone = and_(active.is_(True), webhook_id.in_(gone))
+        disable_failing = and_(active.is_(True), webhook_id.in_(failing), failing_since <= failing_before)
+        disabling = or_(disable_gone, disable_failing)
+        changing = or_(
+            and_(is_healthy, failing_since.is_not(None)), and_(unhealthy, failing_since.is_(None)), disabling
+        )
+        # FOR NO KEY UPDATE, the lock the UPDATE itself takes: FOR UPDATE would also wait for the KEY SHARE
+        # locks that every transaction inserting deliveries holds on their webhooks until it commits, and
+        # two recordings each waiting for the other's would deadlock.
+        locked = (
+            select(webhook_id)
+            .where(webhook_id.in_(judged), col(Webhook.deleted_at).is_(None), changing)
+            .order_by(webhook_id)
+            .with_for_update(key_share=True)
+        )
+        # Every SET expression reads the row as it was before this statement.
+        statement = (
+            update(Webhook)
+            .where(webhook_id.in_(locked.scalar_subquery()))
+            .values(
+                failing_since=case((is_healthy, None), else_=func.coalesce(failing_since, at)),
+                active=case((disabling, False), else_=active),
+                disabled_reason=case(
+                    (disable_gone, DisabledReason.GONE.value),
+                    (disable_failing, DisabledReason.FAILING.value),
+                    else_=col(Webhook.disabled_reason),
+                ),
+                disabled_at=case((disabling, at), else_=col(Webhook.disabled_at)),
+                updated_at=case((disabling, at), else_=col(Webhook.updated_at)),
+            )
+            .returning(webhook_id, col(Webhook.disabled_reason), col(Webhook.disabled_at))
+            .execution_options(synchronize_session=False)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [(row[0], DisabledReason(row[1])) for row in rows if row[1] is not None and row[2] == at]
 
     async def disable(
         self, ids: Sequence[uuid.UUID], reason: DisabledReason, at: datetime, *, failing_before: datetime | None = None
@@ -75,7 +125,7 @@ class WebhooksTable(BaseTable[Webhook]):
             select(col(Webhook.id))
             .where(col(Webhook.id).in_(ids), col(Webhook.deleted_at).is_(None), *conditions)
             .order_by(col(Webhook.id))
-            .with_for_update()
+            .with_for_update(key_share=True)  # as in judge
         )
         statement = (
             update(Webhook)

@@ -693,6 +693,22 @@ async def test_requeue_stranded_requeues_overdue_retries(
     assert count == len(queue.fan_outs) + len(queue.retries)
 
 
+async def test_the_workers_sweep_requeues_retries_overdue_by_its_shorter_period(
+    service: DeliveryService, data: Data, queue: RecordingQueue, receiver: Receiver
+) -> None:
+    """The sweep passes the claim lease: a retry whose task died with its worker comes back within seconds."""
+    lease = timedelta(seconds=15)
+    webhook, other = await data.webhook(receiver.url(200)), await data.webhook(receiver.url(200))
+    message = await data.message(status=MessageStatus.DELIVERING, age=timedelta(minutes=5))
+    await data.delivery(message, webhook, 1, next_attempt_at=utcnow() - lease - timedelta(seconds=5), last_attempt=4)
+    await data.delivery(message, other, 1, next_attempt_at=utcnow() - lease + timedelta(seconds=5), last_attempt=4)
+
+    await service.requeue_stranded(pending_after=lease, overdue_after=lease)
+
+    ours = [call for call in queue.retries if call.message_id == message.id]
+    assert ours == [RetryCall(message.id, webhook.id, 2, 4, 0)]  # not the one overdue by less than the lease
+
+
 async def test_a_lost_redelivery_is_requeued_with_its_full_budget(
     service: DeliveryService, data: Data, queue: RecordingQueue, receiver: Receiver
 ) -> None:
