@@ -504,6 +504,11 @@ async def missing_row(session: SessionDep) -> None:
         "# The Celery worker: runs the tasks. Scale",
     ),
     Edit(
+        "deploy/kubernetes/base/worker.yaml",
+        "            # (claim, record), never across a delivery, so 64 tasks need far fewer.\n",
+        "            # (no task should hold one across a slow call), so 64 tasks need far fewer.\n",
+    ),
+    Edit(
         "deploy/kubernetes/base/networkpolicy.yaml",
         "# and webhooks go to the receivers' URLs on the internet.",
         "# and outgoing HTTP calls go to the internet.",
