@@ -90,17 +90,15 @@ async def authenticate(
 ) -> Principal:
     """The authenticated client, its request counted against its per-minute budget (limits are per `sub`).
 
-    One dependency for both, with the verifier and the limiter read from app.state here: each dependency
-    costs FastAPI some bookkeeping per request, more than these reads.
+    One dependency for both, with the verifier and the limiter read from app.state by plain calls: each
+    dependency costs FastAPI some bookkeeping per request, more than these reads.
     """
     if credentials is None:
         raise AuthenticationError("Send an 'Authorization: Bearer <token>' header.", token_sent=False)
-    state = request.app.state
-    verifier: TokenVerifier = state.token_verifier
-    principal = await verifier.verify(credentials.credentials)
+    principal = await (await get_token_verifier(request)).verify(credentials.credentials)
     # For the access log, which runs outside the dependency system.
     request.state.client_sub = principal.sub
-    await count_request(request, principal.sub, state.rate_limiter)
+    await count_request(request, principal.sub, await get_rate_limiter(request))
     return principal
 
 
@@ -108,8 +106,8 @@ CurrentClient = Annotated[Principal, Depends(authenticate)]
 
 
 async def count_refused_request(request: Request) -> None:
-    """Count a request refused before the rate-limit dependency could run (FastAPI reads and parses the body
-    first: malformed JSON, a body that is not UTF-8, one over the size limit), if its token is valid.
+    """Count a request refused before `authenticate` (which counts it) could run (FastAPI reads and parses the
+    body first: malformed JSON, a body that is not UTF-8, one over the size limit), if its token is valid.
 
     Such a request is still answered for its body (422, 413) whatever its token says: an invalid or missing
     token only means it is not counted. Past the limit, the answer is 429 like for any other request.

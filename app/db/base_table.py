@@ -88,18 +88,14 @@ class BaseTable(Generic[ModelT]):
         if where:
             statement = select(self.model).where(*self._conditions(where, filters, include_deleted)).limit(1)
             return (await self.session.scalars(statement)).first()
-        given = {name: value for name, value in filters.items() if value is not None}
-        statement = self._first_by_statement(tuple(sorted(given)), include_deleted)
-        parameters = {_FILTER_PARAMETER + name: value for name, value in given.items()}
+        statement, parameters = self._first_by_query(filters, include_deleted, columns=False)
         return (await self.session.scalars(statement, parameters)).first()
 
     async def first_values_by(self, *, include_deleted: bool = False, **filters: Any) -> RowMapping | None:
         """first_by's row as a mapping of column name to value, without a model instance: for a read answered
         straight from the columns (validate a response model from it). A plain Core SELECT: no ORM loading,
         no identity map, about a tenth of a GET's CPU less than first_by."""
-        given = {name: value for name, value in filters.items() if value is not None}
-        statement = self._first_by_statement(tuple(sorted(given)), include_deleted, columns=True)
-        parameters = {_FILTER_PARAMETER + name: value for name, value in given.items()}
+        statement, parameters = self._first_by_query(filters, include_deleted, columns=True)
         return (await self.session.execute(statement, parameters)).mappings().first()
 
     async def all(self, *, limit: int = DEFAULT_MAX_ROWS, include_deleted: bool = False) -> list[ModelT]:
@@ -233,6 +229,14 @@ class BaseTable(Generic[ModelT]):
         unloaded = state.unloaded & set(self._table.c.keys())
         if unloaded:
             await self.session.refresh(model, attribute_names=sorted(unloaded))
+
+    def _first_by_query(
+        self, filters: dict[str, Any], include_deleted: bool, *, columns: bool
+    ) -> tuple[Select[Any], dict[str, Any]]:
+        """The cached statement for the keyword filters given (None: no condition) and its parameters."""
+        given = {name: value for name, value in filters.items() if value is not None}
+        statement = self._first_by_statement(tuple(sorted(given)), include_deleted, columns=columns)
+        return statement, {_FILTER_PARAMETER + name: value for name, value in given.items()}
 
     def _first_by_statement(
         self, names: tuple[str, ...], include_deleted: bool, *, columns: bool = False
