@@ -1,15 +1,18 @@
 """Bearer JWT verification and development token minting (python-jose)."""
 
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
 from jose import jwt
 from jose.exceptions import ExpiredSignatureError, JWKError, JWTClaimsError, JWTError
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from app.core.config import Settings
 from app.core.exceptions import AuthenticationError
 from app.core.time import utcnow
+from app.core.verified_tokens import VerifiedTokens
 
 SCOPES: tuple[str, ...] = ("webhooks:read", "webhooks:write", "messages:read", "messages:write")
 # Explicit allow-lists: the token header never chooses the algorithm (no `none`, no HS/RS confusion).
@@ -20,6 +23,8 @@ JWKS_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256")
 class Principal(BaseModel):
     """The authenticated client: the token's subject and the scopes it was granted."""
 
+    model_config = ConfigDict(frozen=True)  # one instance answers every request sending the same token
+
     sub: str
     scopes: list[str]
 
@@ -29,9 +34,14 @@ class SigningKeySource(Protocol):
 
 
 class TokenVerifier:
-    def __init__(self, settings: Settings, jwks: SigningKeySource | None = None) -> None:
+    def __init__(
+        self, settings: Settings, jwks: SigningKeySource | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
         self.jwks = jwks
+        self.verified: VerifiedTokens[Principal] = VerifiedTokens(
+            leeway_seconds=settings.JWT_LEEWAY_SECONDS, clock=clock
+        )
         self.algorithms = list(JWKS_ALGORITHMS if jwks else SHARED_SECRET_ALGORITHMS)
         self.required_claims = ["exp", "sub"]
         if settings.JWT_ISSUER is not None:
@@ -40,6 +50,12 @@ class TokenVerifier:
             self.required_claims.append("aud")
 
     async def verify(self, token: str) -> Principal:
+        """The client `token` authenticates: its signature, algorithm, expiry and required claims checked
+        in full, or, for the very same token verified lately and not expired since, its expiry (verified_tokens.py).
+        """
+        principal = self.verified.get(token)
+        if principal is not None:
+            return principal
         try:
             header = jwt.get_unverified_header(token)
         except JWTError:
@@ -50,7 +66,11 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise AuthenticationError("The token has no subject (sub).")
-        return Principal(sub=sub, scopes=_scopes(claims.get("scope")))
+        principal = Principal(sub=sub, scopes=_scopes(claims.get("scope")))
+        expires_at = claims["exp"]  # a required claim, and a number: python-jose refused the token otherwise
+        if isinstance(expires_at, int | float):
+            self.verified.add(token, principal, float(expires_at))
+        return principal
 
     async def _key(self, header: dict[str, Any]) -> str | dict[str, Any]:
         if self.jwks is None:
