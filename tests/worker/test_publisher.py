@@ -1,5 +1,6 @@
 """The API's publisher (app/worker/publisher.py) writes task messages a real Celery worker runs like its own."""
 
+import asyncio
 import base64
 import json
 import time
@@ -115,3 +116,30 @@ async def test_a_real_worker_runs_a_published_fan_out_and_then_a_delayed_retry_w
     assert len(both) == 2, worker.log()
     assert both[1].headers["webhook-id"] == str(message.id)
     assert arrived_after >= 1.5  # the worker held the task until its eta
+
+
+async def test_concurrent_publishes_share_round_trips_and_keep_their_order(settings: Settings) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    queue_name = f"test-publisher-{uuid.uuid4()}"
+    pushes: list[int] = []
+    real_lpush = redis.lpush
+
+    async def counted_lpush(name: str, *values: Any) -> Any:
+        pushes.append(len(values))
+        return await real_lpush(name, *values)
+
+    redis.lpush = counted_lpush  # type: ignore[method-assign,assignment]
+    queue = RedisTaskPublisher(redis, queue=queue_name)
+    ids = [uuid.uuid4() for _ in range(40)]
+    try:
+        await asyncio.gather(*(queue.fan_out(message_id) for message_id in ids))
+        # The worker pops from the list's right end: the first published comes first.
+        popped = [json.loads(raw) for raw in reversed(await redis.lrange(queue_name, 0, -1))]
+    finally:
+        await redis.delete(queue_name)
+        await redis.aclose()
+
+    bodies = [json.loads(base64.b64decode(message["body"])) for message in popped]
+    assert [body[0] for body in bodies] == [[str(message_id)] for message_id in ids]
+    assert sum(pushes) == 40
+    assert len(pushes) < 10  # one LPUSH for the first, the others together
