@@ -229,7 +229,7 @@ def _quoted(items: Iterable[str]) -> str:
 
 
 def register_router(source: str, name: str) -> str:
-    """app/api/router.py: import the domain's router and include it in api_router, unless already done."""
+    """app/api/router.py: import the domain's router and list it in DOMAIN_ROUTERS, unless already done."""
     source = _with_final_newline(source)
     tree = ast.parse(source)
     module = f"app.api.{name}.points"
@@ -240,26 +240,20 @@ def register_router(source: str, name: str) -> str:
         alias = next((a.asname or a.name for a in imported[0].names if a.name == "router"), alias)
     else:
         edits.append(_insert_after(_last_import(tree), f"from {module} import router as {alias}\n"))
-    includes = [n for n in tree.body if _included_router(n) is not None]
-    if alias not in [_included_router(n) for n in includes]:
-        anchor = includes[-1] if includes else _assignment(tree, "api_router")
-        if anchor is None:
-            raise ScaffoldError(f"{ROUTERS_MODULE} defines no api_router: include {module}'s router by hand.")
-        edits.append(_insert_after(anchor, f"api_router.include_router({alias})\n"))
+    assignment = _assignment(tree, "DOMAIN_ROUTERS")
+    current = _name_items(assignment.value if assignment else None)
+    if assignment is None or assignment.value is None or current is None:
+        raise ScaffoldError(f"{ROUTERS_MODULE} has no DOMAIN_ROUTERS tuple: include {module}'s router by hand.")
+    if alias not in current:
+        edits.append(_replace(assignment.value, f"({', '.join([*current, alias])})"))
     return _apply(source, edits)
 
 
-def _included_router(node: ast.stmt) -> str | None:
-    """`X` for a statement `api_router.include_router(X)`, else None."""
-    if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+def _name_items(node: ast.expr | None) -> list[str] | None:
+    """The names of a literal tuple of names, else None."""
+    if not isinstance(node, ast.Tuple) or not all(isinstance(item, ast.Name) for item in node.elts):
         return None
-    call = node.value
-    func = call.func
-    if not (isinstance(func, ast.Attribute) and func.attr == "include_router" and isinstance(func.value, ast.Name)):
-        return None
-    if func.value.id != "api_router" or not call.args or not isinstance(call.args[0], ast.Name):
-        return None
-    return call.args[0].id
+    return [item.id for item in node.elts if isinstance(item, ast.Name)]
 
 
 def register_model(source: str, name: str, model: str) -> str:

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api.health.points import router as health_router
-from app.api.router import api_router
+from app.api.router import include_api
 from app.clients.jwks import JwksClient
 from app.clients.rate_limiter import RateLimiter
 from app.core.config import Settings, get_settings
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     register_exception_handlers(app)
     app.include_router(health_router)
-    app.include_router(api_router)
+    include_api(app)
 
     # Starlette runs the last-added middleware first, so add them innermost first.
     # Outermost first they are: CORS -> security headers -> request context -> body limit.
