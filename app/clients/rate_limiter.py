@@ -2,13 +2,12 @@
 sets its EXPIRE when it is new.
 
 Counts are coalesced, not approximated: while one script call is in flight, further hits in this process
-(for any client) wait for the next call, which then counts all of them at once, one INCRBY per distinct key,
-and each hit gets its own exact position in its key's count (the i-th of n hits on a key that reached c
-counts c - n + i + 1), so `allowed` and `remaining` are what one call per request would have answered.
-Without concurrency it is still one call per request, sent at once by the request itself (a call that
-counts no other hit). The calls for hits that waited are sent by a task of the limiter's, so a request that
-is cancelled (its client gone) strands nobody; the task ends when no hit is left waiting. A batch that
-fails fails each of its hits as a single call's failure did (and the hits queued behind it skip Redis).
+(for any client) wait for the next call, which then counts all of them at once, one INCRBY per distinct key
+(app/core/batching.py), and each hit gets its own exact position in its key's count (the i-th of n hits on a
+key that reached c counts c - n + i + 1), so `allowed` and `remaining` are what one call per request would
+have answered. Without concurrency it is still one call per request, sent at once by the request itself. A
+call that fails fails each of its hits as a single call's failure did, and the hits queued behind it skip
+Redis, as the hits after it do.
 
 The script takes several keys, which Redis Cluster refuses unless they hash to one slot: this template
 targets a single Redis (with Cluster, batch per slot or put the keys under one hash tag).
@@ -19,7 +18,6 @@ request tries it again. Without that, a Redis that accepts connections and never
 the socket timeout. The outage is logged once, and its end (app/core/outages.py).
 """
 
-import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from loguru import logger
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.core.batching import Batcher
 from app.core.exceptions import ServiceUnavailableError
 from app.core.outages import OutageEpisodes
 
@@ -58,9 +57,6 @@ if #counts == 1 then
 end
 return counts
 """
-
-# A hit waiting for its count: its key, and the future that gets the count (None: Redis is unavailable).
-_Hit = tuple[str, asyncio.Future[int | None]]
 
 
 @dataclass(frozen=True)
@@ -103,9 +99,9 @@ class RateLimiter:
         self.outage = OutageEpisodes(clock=monotonic)
         self._skip_until = float("-inf")  # while Redis is failing: until when requests do not ask it
         self._count = redis.register_script(COUNT_SCRIPT)  # no I/O until the first call
-        self._waiting: list[_Hit] = []  # hits for the next call, in arrival order
-        self._busy = False  # a call is in flight: hits wait for the next one
-        self._calls: asyncio.Task[None] | None = None  # sends the calls for waiting hits; None when none wait
+        self._failed_calls = 0
+        # Each hit: its key, and how many calls had failed when it came (a call failing after that skips it).
+        self._counts: Batcher[tuple[str, int], int | None] = Batcher(self._count_hits, max_batch=MAX_HITS_PER_CALL)
 
     async def hit(self, client: str) -> RateLimitStatus | None:
         """Count a request of `client`. None if Redis is unavailable and the limiter fails open."""
@@ -118,13 +114,7 @@ class RateLimiter:
         now = self.clock()
         window_start = int(now // self.window_seconds) * self.window_seconds
         key = f"{KEY_PREFIX}:{client}:{window_start}"
-        if self._busy:
-            counted: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-            self._waiting.append((key, counted))
-            # Cancelling this request cancels only its future: its count may still be sent, the call goes on.
-            count = await counted
-        else:
-            count = await self._count_alone(key)
+        count = await self._counts.submit((key, self._failed_calls))
         if count is None:
             self._unavailable()
             return None
@@ -133,71 +123,36 @@ class RateLimiter:
             limit=self.limit, remaining=max(0, self.limit - count), reset_seconds=reset, allowed=count <= self.limit
         )
 
-    async def _count_alone(self, key: str) -> int | None:
-        """Nothing in flight: this request sends its own call at once (no task, no hop through the loop). It
-        counts only this hit, so cancelling the request strands nobody; the hits that queued meanwhile get the
-        next call, from a task of the limiter's."""
-        self._busy = True
-        try:
-            counts = await self._call({key: 1})
-        except BaseException:  # cancelled (the client gone), or a bug
-            self._call_done(failed=False)
-            raise
-        self._call_done(failed=counts is None)
-        return None if counts is None else counts[0]
+    async def _count_hits(self, hits: list[tuple[str, int]]) -> list[int | None]:
+        """One script call for these hits (in arrival order): each hit's own count, or None if Redis failed.
 
-    def _call_done(self, *, failed: bool) -> None:
-        """After a call: the hits that queued meanwhile get the next one, or, if Redis failed, skip it too."""
-        self._busy = False
-        if not self._waiting:
-            return
-        if failed:
-            waiting, self._waiting = self._waiting, []
-            _settle(waiting, None)
-        else:
-            self._busy = True
-            self._calls = asyncio.create_task(self._send_calls())
-
-    async def _send_calls(self) -> None:
-        """One call after the other while hits wait, each for the hits that queued during the last (at most
-        MAX_HITS_PER_CALL), each hit given its own place in its key's count."""
-        batch: list[_Hit] = []
-        try:
-            while self._waiting:
-                batch = self._waiting[:MAX_HITS_PER_CALL]
-                del self._waiting[:MAX_HITS_PER_CALL]
-                increments: dict[str, int] = {}
-                for key, _ in batch:
-                    increments[key] = increments.get(key, 0) + 1
-                counts = await self._call(increments)
-                if counts is None:  # Redis is skipped from now on, for the hits that queued meanwhile too
-                    batch += self._waiting
-                    self._waiting = []
-                    _settle(batch, None)
-                    break
-                # The first hit on a key counts the key's count before this call plus one, the next plus two...
-                before = {key: count - increments[key] for key, count in zip(increments, counts, strict=True)}
-                for key, counted in batch:
-                    before[key] += 1
-                    if not counted.done():  # done: its request was cancelled
-                        counted.set_result(before[key])
-                batch = []
-        except asyncio.CancelledError as exc:  # the loop is closing: nobody is left waiting
-            _settle(batch + self._waiting, exc)
-            self._waiting = []
-            raise
-        except Exception as exc:  # a bug: the waiting requests raise it, not this task nobody awaits
-            _settle(batch + self._waiting, exc)
-            self._waiting = []
-        finally:
-            self._busy = False
-            self._calls = None
+        Hits that queued behind a call that failed skip Redis (None), as the hits after it do for a while.
+        """
+        failed_calls = self._failed_calls
+        increments: dict[str, int] = {}
+        for key, failed_before in hits:
+            if failed_before == failed_calls:
+                increments[key] = increments.get(key, 0) + 1
+        counts = await self._call(increments) if increments else None
+        if counts is None:
+            return [None] * len(hits)
+        # The first hit on a key counts the key's count before this call plus one, the next plus two...
+        before = {key: count - increments[key] for key, count in zip(increments, counts, strict=True)}
+        positions: list[int | None] = []
+        for key, failed_before in hits:
+            if failed_before != failed_calls:
+                positions.append(None)
+                continue
+            before[key] += 1
+            positions.append(before[key])
+        return positions
 
     async def _call(self, increments: dict[str, int]) -> list[int] | None:
         """One script call: each key's count after its increment, in order; None if Redis failed."""
         try:
             counts = await self._count(keys=list(increments), args=[self.window_seconds, *increments.values()])
         except (RedisError, OSError) as exc:
+            self._failed_calls += 1
             self._skip_until = self.monotonic() + RETRY_AFTER_FAILURE_SECONDS
             self._log_failure(exc)
             return None
@@ -221,16 +176,3 @@ class RateLimiter:
     def _unavailable(self) -> None:
         if not self.fail_open:
             raise ServiceUnavailableError("Rate limiting is unavailable; try again shortly.")
-
-
-def _settle(hits: list[_Hit], outcome: BaseException | None) -> None:
-    """Answer every hit still waiting: None (Redis unavailable), or the exception that ended the calls."""
-    for _, counted in hits:
-        if counted.done():
-            continue
-        if outcome is None:
-            counted.set_result(None)
-        elif isinstance(outcome, asyncio.CancelledError):
-            counted.cancel()
-        else:
-            counted.set_exception(outcome)

@@ -149,7 +149,7 @@ async def test_hits_that_arrive_during_a_call_wait_for_the_next_one(
 
     assert calls.increments == [[1], [3, 2]]  # one call: a by 3, b by 2
     assert remaining(statuses) == [LIMIT - 1, LIMIT - 2, LIMIT - 1, LIMIT - 3, LIMIT - 4, LIMIT - 2]
-    assert limiter._calls is None  # the task that sent it has ended
+    assert limiter._counts._sender is None  # the task that sent it has ended
 
 
 async def test_a_call_counts_at_most_max_hits_per_call(limiter: RateLimiter, calls: Calls, prefix: str) -> None:
@@ -176,13 +176,13 @@ async def test_no_task_is_left_after_the_last_hit(limiter: RateLimiter, prefix: 
     await asyncio.gather(*(limiter.hit(f"{prefix}-{n % 4}") for n in range(100)))
 
     assert asyncio.all_tasks() == tasks
-    assert limiter._calls is None
-    assert not limiter._busy
+    assert limiter._counts._sender is None
+    assert not limiter._counts._busy
 
 
 def test_constructing_a_limiter_needs_no_event_loop(settings: Settings) -> None:
     limiter = RateLimiter(Redis.from_url(settings.redis_url), LIMIT, fail_open=True)
-    assert limiter._calls is None
+    assert limiter._counts._sender is None
 
 
 async def test_only_a_new_key_gets_its_expiry(limiter: RateLimiter, redis: Redis, calls: Calls, prefix: str) -> None:
@@ -234,7 +234,7 @@ async def test_a_cancelled_waiting_hit_breaks_nothing(
     # Its count was sent with the others: a's third hit is its third count.
     assert remaining(list(others)) == [LIMIT - 1, LIMIT - 1, LIMIT - 2, LIMIT - 3]
     assert await redis.get(key(a)) == b"3"
-    assert limiter._calls is None
+    assert limiter._counts._sender is None
 
 
 async def test_a_cancelled_hit_with_its_call_in_flight_does_not_strand_the_waiting_ones(
@@ -265,14 +265,14 @@ async def test_the_calls_task_cancelled_leaves_no_hit_waiting(limiter: RateLimit
     calls.release(0)
     await first
     await calls.in_flight(2)  # held
-    assert limiter._calls is not None
-    limiter._calls.cancel()  # as when the event loop closes
+    assert limiter._counts._sender is not None
+    limiter._counts._sender.cancel()  # as when the event loop closes
 
     async with asyncio.timeout(5):
         outcomes = await asyncio.gather(*waiting, return_exceptions=True)
 
     assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
-    assert not limiter._busy
+    assert not limiter._counts._busy
     assert await limiter.hit(f"{prefix}-after") is not None  # the next hit is counted as ever
 
 

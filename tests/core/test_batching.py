@@ -15,14 +15,14 @@ class Remote:
         self.release = asyncio.Event()
         if not hold:
             self.release.set()
-        self.fail_next: Exception | None = None
+        self.failing_calls: set[int] = set()  # which round trips (0 is the first) fail
 
     async def send(self, items: list[int]) -> list[int]:
+        call = len(self.batches)
         self.batches.append(items)
         await self.release.wait()
-        if self.fail_next is not None:
-            exc, self.fail_next = self.fail_next, None
-            raise exc
+        if call in self.failing_calls:
+            raise ConnectionError("gone")
         return [item * 10 for item in items]
 
 
@@ -56,24 +56,26 @@ async def test_a_batch_holds_at_most_max_batch_items() -> None:
     remote.release.set()
 
     assert await asyncio.gather(*tasks) == [n * 10 for n in range(10)]
-    assert remote.batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert remote.batches == [[0], [1, 2, 3, 4], [5, 6, 7, 8], [9]]
 
 
 async def test_a_failed_round_trip_fails_its_items_only() -> None:
     remote = Remote(hold=True)
+    remote.failing_calls = {1}
     batcher = Batcher(remote.send, max_batch=2)
-    remote.fail_next = ConnectionError("gone")
-    tasks = [asyncio.create_task(batcher.submit(n)) for n in range(3)]
+    tasks = [asyncio.create_task(batcher.submit(n)) for n in range(4)]
     await asyncio.sleep(0)
     remote.release.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
 
-    assert [type(result) for result in results[:2]] == [ConnectionError, ConnectionError]
-    assert results[2] == 20
+    assert remote.batches == [[0], [1, 2], [3]]
+    assert results[0] == 0
+    assert [type(result) for result in results[1:3]] == [ConnectionError, ConnectionError]
+    assert results[3] == 30
     assert await batcher.submit(5) == 50  # and the batcher goes on
 
 
-async def test_a_caller_that_stops_waiting_does_not_break_the_others() -> None:
+async def test_a_waiting_caller_that_stops_waiting_does_not_break_the_others() -> None:
     remote = Remote(hold=True)
     batcher = Batcher(remote.send)
     tasks = [asyncio.create_task(batcher.submit(n)) for n in range(3)]
@@ -85,7 +87,21 @@ async def test_a_caller_that_stops_waiting_does_not_break_the_others() -> None:
     assert results[0] == 0
     assert isinstance(results[1], asyncio.CancelledError)
     assert results[2] == 20
-    assert remote.batches == [[0, 1, 2]]  # once submitted, an item is sent even if its caller left
+    assert remote.batches == [[0], [1, 2]]  # once submitted, an item is sent even if its caller left
+
+
+async def test_the_caller_sending_alone_can_be_cancelled_without_stranding_the_others() -> None:
+    remote = Remote(hold=True)
+    batcher = Batcher(remote.send)
+    tasks = [asyncio.create_task(batcher.submit(n)) for n in range(3)]
+    await asyncio.sleep(0)
+    tasks[0].cancel()  # it is in the round trip for item 0
+    await asyncio.sleep(0)
+    remote.release.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert results[1:] == [10, 20]
 
 
 async def test_a_wrong_number_of_results_is_an_error() -> None:
@@ -93,8 +109,8 @@ async def test_a_wrong_number_of_results_is_an_error() -> None:
         return items[:-1]
 
     batcher = Batcher(short)
-    with pytest.raises(RuntimeError, match="1 results for 2 items"):
-        await asyncio.gather(batcher.submit(1), batcher.submit(2))
+    with pytest.raises(RuntimeError, match="0 results for 1 items"):
+        await batcher.submit(1)
 
 
 async def test_no_task_is_left_once_nothing_waits() -> None:
