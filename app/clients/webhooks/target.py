@@ -12,11 +12,12 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from app.core.exceptions import ValidationFailedError
+
+if TYPE_CHECKING:
+    import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str], Awaitable[list[IPAddress]]]
@@ -83,8 +84,10 @@ def is_forbidden_address(ip: IPAddress) -> bool:
     return any(ip in network for network in _FORBIDDEN_NETWORKS if network.version == ip.version) or not ip.is_global
 
 
-def parse_target(url: str) -> httpx.URL:
+def parse_target(url: str) -> "httpx.URL":
     """`url` as httpx will send it; raises TargetRejectedError unless it is http(s) with a host."""
+    import httpx  # here, not at import: the API parses a target only when a webhook is registered or changed
+
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:

@@ -2,22 +2,21 @@
 
 create_app(settings) configures the process (logging, Sentry, tracing) and wires the HTTP edge (middleware,
 error handlers, routers); its lifespan builds every resource the API uses from the same settings and closes
-them at shutdown: the engine and session factory, Redis, the outgoing HTTP client, the token verifier and
+them at shutdown: the engine and session factory, Redis, the token verifier (with its HTTP client for a JWKS) and
 the rate limiter. Nothing is connected at import.
 """
 
 import gc
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
-import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api.health.points import router as health_router
 from app.api.router import include_api
-from app.clients.jwks import JwksClient
 from app.clients.rate_limiter import RateLimiter
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
@@ -29,6 +28,9 @@ from app.web.errors import register_exception_handlers
 from app.web.middleware.body_limit import BodyLimitMiddleware
 from app.web.middleware.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
 from app.web.middleware.security_headers import SecurityHeadersMiddleware
+
+if TYPE_CHECKING:
+    from app.clients.jwks import JwksClient
 
 EXPOSED_HEADERS = [REQUEST_ID_HEADER, "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"]
 
@@ -47,16 +49,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.redis, settings.RATE_LIMIT_PER_MINUTE, fail_open=settings.RATE_LIMIT_FAIL_OPEN
     )
     try:
-        async with httpx.AsyncClient() as http_client:
-            jwks = None
-            if settings.JWT_JWKS_URL:
-                jwks = JwksClient(
-                    settings.JWT_JWKS_URL,
-                    http_client,
-                    settings.JWT_JWKS_CACHE_SECONDS,
-                    max_stale_seconds=settings.JWT_JWKS_MAX_STALE_SECONDS,
-                )
-            state.token_verifier = TokenVerifier(settings, jwks)
+        async with AsyncExitStack() as stack:
+            state.token_verifier = TokenVerifier(settings, await _jwks_client(settings, stack))
             # Everything built so far (modules, routes, schemas, these resources) lives as long as the process:
             # out of the collector's sight, a full collection no longer walks it (about 40 us per request under
             # load went to collections before).
@@ -65,6 +59,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await state.redis.aclose()
         await state.engine.dispose()
+
+
+async def _jwks_client(settings: Settings, stack: AsyncExitStack) -> "JwksClient | None":
+    """The identity provider's key set when JWT_JWKS_URL is set, over an HTTP client closed with `stack`.
+
+    httpx and the client (its TLS context loads the CA bundle) are only built in that mode: the shared-secret
+    mode makes no outgoing call, and the API saves the ~7 MiB they cost (docs/decisions.md, API memory).
+    """
+    if not settings.JWT_JWKS_URL:
+        return None
+    import httpx
+
+    from app.clients.jwks import JwksClient
+
+    http_client = await stack.enter_async_context(httpx.AsyncClient())
+    return JwksClient(
+        settings.JWT_JWKS_URL,
+        http_client,
+        settings.JWT_JWKS_CACHE_SECONDS,
+        max_stale_seconds=settings.JWT_JWKS_MAX_STALE_SECONDS,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
