@@ -39,6 +39,15 @@ def pytest_configure(config: pytest.Config) -> None:
         recreate_migrated(test_settings())
 
 
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    """The messages logged at WARNING or above while the test runs."""
+    messages: list[str] = []
+    handler_id = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING", format="{message}")
+    yield messages
+    logger.remove(handler_id)
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return test_settings()

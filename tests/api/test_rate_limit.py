@@ -5,14 +5,13 @@ within the same minute nor a window boundary falling between two requests can ch
 """
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
-from loguru import logger
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
@@ -160,14 +159,6 @@ async def test_a_redis_that_lost_the_counting_script_gets_it_again(
 
     assert response.status_code == 200, response.text
     assert response.headers["RateLimit-Remaining"] == str(LIMIT - 2)
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    messages: list[str] = []
-    handler_id = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING", format="{message}")
-    yield messages
-    logger.remove(handler_id)
 
 
 @pytest.mark.parametrize("fail_open", [True, False])

@@ -8,11 +8,10 @@ subjects of its own and a frozen clock in the middle of a window.
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from loguru import logger
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -92,14 +91,6 @@ async def calls(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> Calls:
 @pytest.fixture
 def limiter(redis: Redis) -> RateLimiter:
     return RateLimiter(redis, LIMIT, fail_open=True, clock=lambda: NOW)
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    messages: list[str] = []
-    handler_id = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING", format="{message}")
-    yield messages
-    logger.remove(handler_id)
 
 
 def key(client: str) -> str:
