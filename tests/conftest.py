@@ -40,8 +40,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def warnings() -> Iterator[list[str]]:
+def warnings(settings: Settings) -> Iterator[list[str]]:
     """The messages logged at WARNING or above while the test runs."""
+    # The process's first logging set-up removes every handler, this one too: have it done already.
+    configure_logging(settings)
     messages: list[str] = []
     handler_id = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING", format="{message}")
     yield messages
