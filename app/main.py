@@ -37,8 +37,9 @@ from app.worker.publisher import RedisTaskPublisher
 if TYPE_CHECKING:
     from app.clients.jwks import JwksClient
 
-# Publishes in flight at once share this many broker connections (one LPUSH takes well under a millisecond).
-BROKER_CONNECTIONS = 16
+# The publisher sends one LPUSH at a time (publishes made meanwhile share the next: app/core/batching.py); the
+# pool is bounded all the same, so that nothing can open broker connections without limit.
+BROKER_CONNECTIONS = 4
 EXPOSED_HEADERS = [REQUEST_ID_HEADER, "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"]
 
 
@@ -74,8 +75,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             state.token_verifier = TokenVerifier(settings, await _jwks_client(settings, stack))
             # Everything built so far (modules, routes, schemas, these resources) lives as long as the process:
-            # out of the collector's sight, a full collection no longer walks it (about 40 us per request under
-            # load went to collections before).
+            # out of the collector's sight, a full collection no longer walks it (about 20 us per request under
+            # load went to full collections before).
             gc.freeze()
             yield
     finally:
@@ -90,7 +91,7 @@ async def _jwks_client(settings: Settings, stack: AsyncExitStack) -> "JwksClient
     """The identity provider's key set when JWT_JWKS_URL is set, over an HTTP client closed with `stack`.
 
     httpx and the client (its TLS context loads the CA bundle) are only built in that mode: the shared-secret
-    mode makes no outgoing call, and the API saves the ~7 MiB they cost (docs/decisions.md, API memory).
+    mode makes no outgoing call, and the API saves the few MiB they cost (docs/decisions.md, API memory).
     """
     if not settings.JWT_JWKS_URL:
         return None

@@ -48,7 +48,7 @@ class Batcher(Generic[Item, Result]):
 
     def _round_trip_done(self) -> None:
         self._busy = False
-        if self._waiting and self._sender is None:
+        if self._waiting:  # they queued during this round trip: the sender task takes them
             self._busy = True
             self._sender = asyncio.create_task(self._send_waiting())
 

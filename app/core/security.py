@@ -67,7 +67,7 @@ class TokenVerifier:
         if not isinstance(sub, str) or not sub:
             raise AuthenticationError("The token has no subject (sub).")
         principal = Principal(sub=sub, scopes=_scopes(claims.get("scope")))
-        expires_at = claims["exp"]  # a required claim, and a number: python-jose refused the token otherwise
+        expires_at = claims["exp"]  # required (_decode); python-jose also accepts a numeric string: not remembered
         if isinstance(expires_at, int | float):
             self.verified.add(token, principal, float(expires_at))
         return principal

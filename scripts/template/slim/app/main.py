@@ -52,8 +52,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             state.token_verifier = TokenVerifier(settings, await _jwks_client(settings, stack))
             # Everything built so far (modules, routes, schemas, these resources) lives as long as the process:
-            # out of the collector's sight, a full collection no longer walks it (about 40 us per request under
-            # load went to collections before).
+            # out of the collector's sight, a full collection no longer walks it (about 20 us per request under
+            # load went to full collections before).
             gc.freeze()
             yield
     finally:
@@ -65,7 +65,7 @@ async def _jwks_client(settings: Settings, stack: AsyncExitStack) -> "JwksClient
     """The identity provider's key set when JWT_JWKS_URL is set, over an HTTP client closed with `stack`.
 
     httpx and the client (its TLS context loads the CA bundle) are only built in that mode: the shared-secret
-    mode makes no outgoing call, and the API saves the ~7 MiB they cost (docs/decisions.md, API memory).
+    mode makes no outgoing call, and the API saves the few MiB they cost (docs/decisions.md, API memory).
     """
     if not settings.JWT_JWKS_URL:
         return None
