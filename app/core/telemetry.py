@@ -1,9 +1,9 @@
 """OpenTelemetry tracing: one TracerProvider per process, OTLP export when configured, and instrumentation.
 
 Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set (or a caller, such as a test, passes a span processor):
-FastAPI, SQLAlchemy (the engine handed to `instrument_engine`), Redis, httpx and Celery are traced, and the
-trace context travels in Celery's task headers, so one trace holds an API request, its SQL, the tasks it
-enqueued and their webhook calls.
+FastAPI, SQLAlchemy (the engine handed to `instrument_engine`), Redis, httpx (the API's outgoing calls),
+aiohttp (the worker's) and Celery are traced, and the trace context travels in Celery's task headers, so one
+trace holds an API request, its SQL, the tasks it enqueued and their webhook calls.
 OpenTelemetry allows the global provider to be set once per process, so it is created once and reused.
 The SDK, the exporter and the instrumentations are imported only when tracing is turned on: a process
 without an endpoint does not load them (some 6 MiB, most of it the Celery instrumentation).
@@ -106,14 +106,15 @@ def _resource(settings: Settings) -> "Resource":
     )
 
 
-def _instrumentors() -> "tuple[BaseInstrumentor, BaseInstrumentor, BaseInstrumentor]":
-    """Redis, httpx, Celery. Each instrumentor class is a singleton: these are this process's."""
+def _instrumentors() -> "tuple[BaseInstrumentor, ...]":
+    """Redis, httpx, aiohttp, Celery. Each instrumentor class is a singleton: these are this process's."""
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     celery = CeleryInstrumentor()  # type: ignore[no-untyped-call]  # the package has no type hints
-    return RedisInstrumentor(), HTTPXClientInstrumentor(), celery
+    return RedisInstrumentor(), HTTPXClientInstrumentor(), AioHttpClientInstrumentor(), celery
 
 
 def _instrument_libraries(tracer_provider: "TracerProvider") -> None:

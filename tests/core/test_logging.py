@@ -266,7 +266,7 @@ async def test_an_outgoing_signed_webhook_call_logs_no_secret_signature_or_token
     assert outcome.succeeded
 
     output = capsys.readouterr().err
-    assert f"{url}?access_token={REDACTED} " in output  # httpx did log the call, scrubbed
+    assert f"{url}?access_token={REDACTED} " in output  # the call was logged, scrubbed
     assert JWT not in output
     assert secret.removeprefix("whsec_") not in output
     assert request.headers["webhook-signature"].removeprefix("v1,") not in output

@@ -1,18 +1,27 @@
 """One delivery attempt of a webhook message: a signed POST, classified into a DeliveryOutcome."""
 
 import asyncio
+import ssl
 import time
 from collections.abc import Sequence
 
-import httpx
+import aiohttp
+import yarl
 from loguru import logger
 
 from app.clients.webhooks.models import DeliveryOutcome, WebhookMessage
 from app.clients.webhooks.outcome import classify, describe_transport_error, failed
 from app.clients.webhooks.payload import build_body
 from app.clients.webhooks.signing import signature_header
-from app.clients.webhooks.target import TargetGuard, TargetRejectedError, TargetUnresolvableError, parse_target
-from app.clients.webhooks.transport import create_http_client
+from app.clients.webhooks.target import (
+    INVALID_HOST,
+    TargetGuard,
+    TargetRejectedError,
+    TargetUnresolvableError,
+    numeric_address,
+    parse_target,
+)
+from app.clients.webhooks.transport import DEFAULT_MAX_CONNECTIONS, SocketFactory, create_http_session
 from app.core.config import Settings
 from app.core.encryption import KeyRing, Sealed, SecretUnavailableError
 
@@ -24,11 +33,13 @@ MAX_RESPONSE_BODY_BYTES = 64 * 1024
 class WebhookClient:
     """Delivers one attempt of a message to one target; retry scheduling is the caller's business.
 
-    It owns its HTTP client (transport.py): connections go only to addresses `guard` approved, looked up once
-    per connection; no proxy is read from the environment; redirects are never followed. With an egress
-    `proxy` every request goes through it instead: the guard checks the target's addresses first, but the
-    proxy resolves the name itself and must enforce the same policy. `keyring` opens the signing secrets,
-    only to sign. `transport` replaces the connection layer (tests: certificates, recording backends).
+    It owns its HTTP session (transport.py), made on the running event loop and used on that loop only:
+    connections go only to addresses `guard` approved, looked up once per connection; no proxy is read from
+    the environment; redirects are never followed. With an egress `proxy` every request goes through it
+    instead: the guard checks the target's addresses first, but the proxy resolves the name itself and must
+    enforce the same policy. `keyring` opens the signing secrets, only to sign. `ssl_context` replaces the
+    certificate bundle and `socket_factory` makes the sockets the guard passed (tests: certificates, recorded
+    connections); `max_connections` caps the connections open at once.
     """
 
     def __init__(
@@ -37,18 +48,22 @@ class WebhookClient:
         keyring: KeyRing,
         *,
         proxy: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        socket_factory: SocketFactory | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
         self.guard = guard
         self.keyring = keyring
         self.proxy = proxy
         self.user_agent = user_agent
-        self.http_client = create_http_client(guard, proxy=proxy, transport=transport)
+        self.session = create_http_session(
+            guard, proxy=proxy, ssl_context=ssl_context, socket_factory=socket_factory, max_connections=max_connections
+        )
 
     async def aclose(self) -> None:
-        """Close the HTTP client's connections and the guard's resolver."""
-        await self.http_client.aclose()
+        """Close the HTTP session's connections and the guard's resolver."""
+        await self.session.close()
         self.guard.close()
 
     async def deliver(
@@ -65,58 +80,75 @@ class WebhookClient:
             logger.error("Cannot sign message {}: {}", message.id, exc)
             return failed(started, "the signing secret is unavailable (service configuration)", retryable=True)
         try:
-            # One deadline for the whole attempt: httpx's own timeout applies per connect/read/write.
+            # One deadline for the whole attempt: connecting, sending, the answer and the bounded body read.
             async with asyncio.timeout(timeout_seconds) as deadline:
-                request = self._request(url, opened, message.id, body, timeout_seconds)
-                if self.proxy:
-                    # The proxy connects, not us: check what the name resolves to now (the proxy may differ).
+                target = parse_target(url)  # scheme and host, as the guard judges them (TargetRejectedError)
+                headers = self._headers(opened, message.id, body)
+                if self.proxy or numeric_address(target.raw_host.decode("ascii")) is not None:
+                    # Judged here, not by the connection: a proxy resolves the name itself (what it resolves to now
+                    # is checked; the proxy's answer may differ), and aiohttp resolves no host written as an address.
                     await self.guard.check(url)
-                response = await self.http_client.send(request, stream=True, follow_redirects=False)
+                # encoded=True: sent exactly as parsed, so the connection's host is the name the guard judged.
+                response = await self.session.post(
+                    yarl.URL(str(target), encoded=True),
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                    proxy=self.proxy,
+                )
         except TargetUnresolvableError as exc:
             return failed(started, exc.detail, retryable=True)
         except TargetRejectedError as exc:
             return failed(started, exc.detail, retryable=False)
-        except (TimeoutError, httpx.TimeoutException):
+        except aiohttp.InvalidURL:  # an address form aiohttp does not connect to (127.1), private targets allowed
+            return failed(started, INVALID_HOST, retryable=False)
+        except TimeoutError:  # aiohttp's own timeouts are TimeoutErrors too
             return failed(started, f"timeout after {timeout_seconds}s", retryable=True)
-        except httpx.TransportError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             return failed(started, describe_transport_error(exc), retryable=True)
-        try:
-            await _discard_body(response, deadline.when())
-        finally:
-            await response.aclose()
-        return classify(response, started)
+        await _discard_body(response, deadline.when())
+        outcome = classify(response.status, response.headers.get("retry-after"), started)
+        # The URL as registered, query string included: the log setup scrubs tokens in it (app/core/logging.py).
+        logger.debug("Webhook POST {} answered {} in {} ms", url, response.status, outcome.duration_ms)
+        return outcome
 
-    def _request(
-        self, url: str, secrets: list[str], message_id: str, body: bytes, timeout_seconds: float
-    ) -> httpx.Request:
-        target = parse_target(url)  # scheme and host, as the connection will see them (TargetRejectedError)
+    def _headers(self, secrets: list[str], message_id: str, body: bytes) -> dict[str, str]:
         timestamp = int(time.time())  # of this attempt, so receivers' replay windows accept retries
-        headers = {
+        return {
             "content-type": "application/json",
             "user-agent": self.user_agent,
             "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(secrets, message_id, timestamp, body),
         }
-        return self.http_client.build_request("POST", target, content=body, headers=headers, timeout=timeout_seconds)
 
 
 def create_webhook_client(settings: Settings) -> WebhookClient:
-    """The worker's webhook client, as the settings say: target policy, DNS deadline, keys, egress proxy."""
+    """The worker's webhook client, as the settings say: target policy, DNS deadline, keys, egress proxy, and as
+    many connections as the process has deliveries in flight. Call it on the loop that will use it."""
     guard = TargetGuard(
         allow_private=settings.allow_private_webhook_targets, dns_timeout_seconds=settings.WEBHOOK_DNS_TIMEOUT_SECONDS
     )
-    return WebhookClient(guard, KeyRing(settings.webhook_secret_keys), proxy=settings.WEBHOOK_EGRESS_PROXY)
+    return WebhookClient(
+        guard,
+        KeyRing(settings.webhook_secret_keys),
+        proxy=settings.WEBHOOK_EGRESS_PROXY,
+        max_connections=settings.WEBHOOK_MAX_IN_FLIGHT,
+    )
 
 
-async def _discard_body(response: httpx.Response, deadline: float | None) -> None:
-    """Read a bounded amount of the body so a small answer frees the connection for reuse; keep none of it."""
+async def _discard_body(response: aiohttp.ClientResponse, deadline: float | None) -> None:
+    """Read a bounded amount of the body, so that a small answer frees the connection for reuse; keep none of
+    it. A larger, slower or broken body closes the connection instead: the status already decided."""
     received = 0
     try:
         async with asyncio.timeout_at(deadline):
-            async for chunk in response.aiter_raw():
+            while received < MAX_RESPONSE_BODY_BYTES:
+                chunk = await response.content.readany()
+                if not chunk:
+                    response.release()  # the whole body was read: the connection goes back to the pool
+                    return
                 received += len(chunk)
-                if received >= MAX_RESPONSE_BODY_BYTES:
-                    break
-    except (TimeoutError, httpx.HTTPError):
-        pass  # the status already decided the outcome
+    except (TimeoutError, aiohttp.ClientError):
+        pass
+    response.close()

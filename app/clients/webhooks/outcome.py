@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 
-import httpx
+import aiohttp
 
 from app.clients.webhooks.models import DeliveryOutcome
 from app.core.time import utcnow
@@ -16,9 +16,9 @@ RETRYABLE_STATUS_CODES: frozenset[int] = frozenset({408, 429})
 MAX_ERROR_LENGTH = 200
 
 
-def classify(response: httpx.Response, started: float) -> DeliveryOutcome:
-    """The outcome of an attempt the receiver answered; `started` is its `time.perf_counter()`."""
-    status = response.status_code
+def classify(status: int, retry_after: str | None, started: float) -> DeliveryOutcome:
+    """The outcome of an attempt the receiver answered with `status` (and a Retry-After header, if any);
+    `started` is its `time.perf_counter()`."""
     if 200 <= status < 300:
         return DeliveryOutcome(succeeded=True, retryable=False, response_status=status, duration_ms=elapsed_ms(started))
     retryable = status >= 500 or status in RETRYABLE_STATUS_CODES
@@ -29,7 +29,7 @@ def classify(response: httpx.Response, started: float) -> DeliveryOutcome:
         response_status=status,
         error=error,
         duration_ms=elapsed_ms(started),
-        retry_after=parse_retry_after(response.headers.get("retry-after")) if retryable else None,
+        retry_after=parse_retry_after(retry_after) if retryable else None,
     )
 
 
@@ -56,15 +56,21 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - utcnow()).total_seconds())
 
 
-def describe_transport_error(exc: httpx.TransportError) -> str:
-    # httpx reports most connection problems as "All connection attempts failed"; the cause says which.
+def describe_transport_error(exc: aiohttp.ClientError | OSError) -> str:
+    """A short, secret-free description of an attempt that got no answer; the chained causes say which."""
+    tls: ssl.SSLError | None = None
     for cause in _causes(exc):
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
         if isinstance(cause, socket.gaierror):
             return "DNS lookup failed"
         if isinstance(cause, ssl.SSLError):
-            return f"TLS error: {cause.reason or cause}"
+            # aiohttp's certificate errors are SSLErrors too; the one they wrap says why (its `reason`).
+            if getattr(cause, "reason", None):
+                return f"TLS error: {cause.reason}"
+            tls = tls or cause
+    if tls is not None:
+        return f"TLS error: {tls}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

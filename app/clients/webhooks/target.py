@@ -1,9 +1,10 @@
 """Which webhook targets are safe to POST to: http(s) URLs whose host resolves to public addresses only.
 
-A host is judged by the name httpx sends and connects to (its URL parser encodes names with IDNA 2008,
-UTS 46), so the check and the connection can never see two different names. At delivery time the
-transport (transport.py) asks `TargetGuard.addresses` once per connection and connects to exactly the
-addresses it approved: no second lookup that DNS rebinding could answer differently.
+A host is judged by the name parse_target gives (httpx's URL parser, which encodes names with IDNA 2008,
+UTS 46); the client sends that same URL, already encoded, so the check and the connection can never see
+two different names. At delivery time the transport (transport.py) asks `TargetGuard.addresses` once per
+connection and connects to exactly the addresses it approved: no second lookup that DNS rebinding could
+answer differently.
 """
 
 import asyncio
@@ -85,7 +86,7 @@ def is_forbidden_address(ip: IPAddress) -> bool:
 
 
 def parse_target(url: str) -> "httpx.URL":
-    """`url` as httpx will send it; raises TargetRejectedError unless it is http(s) with a host."""
+    """`url` as the webhook client sends it (the host IDNA-encoded); TargetRejectedError unless http(s) with a host."""
     import httpx  # here, not at import: the API parses a target only when a webhook is registered or changed
 
     try:
@@ -135,7 +136,7 @@ class DnsResolver:
 
     async def __call__(self, host: str) -> list[IPAddress]:
         if not host.isascii():
-            # getaddrinfo would encode it with IDNA 2003 (faß -> fass), not as httpx sends it: never ask it.
+            # getaddrinfo would encode it with IDNA 2003 (faß -> fass), not as parse_target encodes it: never ask it.
             raise TargetRejectedError(INVALID_HOST)
         lookup = functools.partial(self._getaddrinfo, host, None, type=socket.SOCK_STREAM)
         try:
@@ -182,13 +183,17 @@ class TargetGuard:
             await self.addresses(host)
 
     async def addresses(self, host: str) -> list[IPAddress]:
-        """Every address `host` (as httpx sends it) resolves to, once; TargetRejectedError if any of them
+        """Every address `host` (as parse_target encodes it) resolves to, once; TargetRejectedError if any of them
         is not public (the client may connect to any of them), unless private targets are allowed."""
         literal = numeric_address(host)
         addresses = [literal] if literal is not None else await self.resolver(host)
         if not self.allow_private and any(is_forbidden_address(address) for address in addresses):
             raise TargetRejectedError(REJECTED)
         return addresses
+
+    def refuses(self, address: str) -> bool:
+        """Whether a connection to `address` (an IP address as text, as a socket takes it) is refused."""
+        return not self.allow_private and is_forbidden_address(ipaddress.ip_address(address))
 
     def close(self) -> None:
         """Stop the resolver's threads, if the guard made the resolver."""

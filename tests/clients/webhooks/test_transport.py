@@ -6,18 +6,17 @@ connects to and refuses all but loopback, so no test depends on a network outsid
 """
 
 import ipaddress
-from collections.abc import AsyncIterator, Iterable, Iterator
+import socket
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpcore
-import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from app.clients.webhooks.client import WebhookClient, create_webhook_client
 from app.clients.webhooks.models import WebhookMessage
-from app.clients.webhooks.target import IPAddress, TargetGuard, TargetUnresolvableError
-from app.clients.webhooks.transport import GuardedNetworkBackend, GuardedTransport
+from app.clients.webhooks.target import IPAddress, TargetGuard, TargetRejectedError, TargetUnresolvableError
+from app.clients.webhooks.transport import AddrInfo, GuardedResolver, guarded_socket
 from tests.support.certificates import tls_for
 from tests.support.receiver import Receiver, running_receiver
 from tests.support.sealing import KEYRING, sealed
@@ -28,31 +27,19 @@ PUBLIC = "93.184.216.34"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
-class RecordingBackend(httpcore.AsyncNetworkBackend):
-    """Records each connection's address; connects to loopback only (anything else: connection refused)."""
+class RecordingBackend:
+    """A socket factory that records each connection's address; connects to loopback only (anything else:
+    connection refused, as an unreachable host would)."""
 
     def __init__(self) -> None:
-        self.inner = httpcore.AnyIOBackend()
         self.connected: list[tuple[str, int]] = []
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.connected.append((host, port))
-        if not ipaddress.ip_address(host).is_loopback:
-            try:
-                raise ConnectionRefusedError(111, "Connection refused")
-            except ConnectionRefusedError as refused:  # chained as the real backend chains it
-                raise httpcore.ConnectError(str(refused)) from refused
-        return await self.inner.connect_tcp(host, port, timeout=timeout)
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+    def __call__(self, addr_info: AddrInfo) -> socket.socket:
+        family, type_, proto, _, address = addr_info
+        self.connected.append((address[0], address[1]))
+        if not ipaddress.ip_address(address[0]).is_loopback:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return socket.socket(family=family, type=type_, proto=proto)
 
 
 class ScriptedResolver:
@@ -84,8 +71,8 @@ def dns() -> ScriptedResolver:
     return ScriptedResolver()
 
 
-async def _client(guard: TargetGuard, backend: RecordingBackend, **transport: Any) -> WebhookClient:
-    return WebhookClient(guard, KEYRING, transport=GuardedTransport(guard, inner=backend, **transport))
+async def _client(guard: TargetGuard, backend: RecordingBackend, **options: Any) -> WebhookClient:
+    return WebhookClient(guard, KEYRING, socket_factory=backend, **options)
 
 
 @pytest.fixture
@@ -124,7 +111,7 @@ async def test_a_name_rebound_to_loopback_after_the_check_is_never_connected_to(
     message: WebhookMessage,
 ) -> None:
     # TTL 0: public for whoever asks first, loopback afterwards. "localhost" so that a client resolving the
-    # name again on its own (as httpx does) would reach the receiver through the system resolver.
+    # name again on its own (as HTTP clients do) would reach the receiver through the system resolver.
     dns.give("localhost", [PUBLIC], ["127.0.0.1"])
     url = receiver.url().replace("127.0.0.1", "localhost")
 
@@ -177,7 +164,7 @@ async def test_a_name_rebound_from_loopback_is_refused_on_its_one_lookup(
 async def test_a_receiver_on_loopback_sees_no_request_from_a_public_only_client(
     host: str, receiver: Receiver, secret: str, message: WebhookMessage
 ) -> None:
-    # The real resolver (getaddrinfo), except for the two IDN names, which point at loopback as httpx sends
+    # The real resolver (getaddrinfo), except for the two IDN names, which point at loopback as the client sends
     # them and at a public address as getaddrinfo's IDNA 2003 would (fass.example, xn--4xa.example).
     real = TargetGuard(allow_private=False)
     answers = {"xn--fa-hia.example": "127.0.0.1", "xn--3xa.example": "127.0.0.1", "fass.example": PUBLIC}
@@ -246,7 +233,7 @@ async def test_tls_checks_the_certificate_and_sends_sni_for_the_name_not_the_add
     dns.give("hooks.example", ["127.0.0.1"])
     dns.give("other.example", ["127.0.0.1"])
     guard = TargetGuard(allow_private=True, resolver=dns)
-    client = await _client(guard, backend, verify=tls.client)
+    client = await _client(guard, backend, ssl_context=tls.client)
     try:
         with running_receiver(tls=tls.server) as receiver:
             good = await client.deliver(
@@ -326,27 +313,33 @@ async def test_with_an_egress_proxy_private_targets_are_still_refused_before_sen
     assert [request.path for request in proxy.requests] == ["http://hooks.example/hook"]
 
 
-async def test_the_client_never_follows_redirects(public_only: WebhookClient) -> None:
-    assert public_only.http_client.follow_redirects is False
-    assert public_only.http_client.trust_env is False
+async def test_the_client_reads_no_proxy_or_credentials_from_the_environment(public_only: WebhookClient) -> None:
+    assert public_only.session.trust_env is False
 
 
-async def test_unix_sockets_are_never_used(backend: RecordingBackend) -> None:
-    guarded = GuardedNetworkBackend(TargetGuard(allow_private=True), backend)
+async def test_the_resolver_answers_the_addresses_the_guard_approved_and_nothing_else(dns: ScriptedResolver) -> None:
+    dns.give("hooks.example", [PUBLIC, "2001:4860:4860::8888"])
+    dns.give("internal.example", [PUBLIC, "10.0.0.7"])
+    resolver = GuardedResolver(TargetGuard(allow_private=False, resolver=dns))
 
-    with pytest.raises(httpcore.ConnectError, match="TCP only"):
-        await guarded.connect_unix_socket("/var/run/docker.sock")
-    await guarded.sleep(0)
+    answers = await resolver.resolve("hooks.example", 443)
+    with pytest.raises(TargetRejectedError, match="non-public address"):
+        await resolver.resolve("internal.example", 443)
+
+    assert [(a["hostname"], a["host"], a["port"], a["family"]) for a in answers] == [
+        ("hooks.example", PUBLIC, 443, socket.AF_INET),
+        ("hooks.example", "2001:4860:4860::8888", 443, socket.AF_INET6),
+    ]
+    assert dns.asked == ["hooks.example", "internal.example"]
 
 
-def test_an_httpx_that_no_longer_keeps_its_pool_where_expected_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
-    built = httpx.AsyncHTTPTransport.__init__
+async def test_an_address_literal_is_refused_at_connect_time_without_a_resolver(backend: RecordingBackend) -> None:
+    # aiohttp never asks a resolver about a host written as an IP address: the socket factory refuses it.
+    create = guarded_socket(TargetGuard(allow_private=False), backend)
 
-    def without_pool(self: httpx.AsyncHTTPTransport, *args: Any, **kwargs: Any) -> None:
-        built(self, *args, **kwargs)
-        del self._pool  # as if a release renamed it
+    with pytest.raises(TargetRejectedError, match="non-public address"):
+        create((socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 80, 0, 0)))
+    with pytest.raises(ConnectionRefusedError):  # a public address goes on to the inner factory
+        create((socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, 80)))
 
-    monkeypatch.setattr(httpx.AsyncHTTPTransport, "__init__", without_pool)
-
-    with pytest.raises(RuntimeError, match="update GuardedTransport"):
-        GuardedTransport(TargetGuard(allow_private=False))
+    assert backend.connected == [(PUBLIC, 80)]
