@@ -5,7 +5,9 @@ process's one event loop; asyncio only, not thread-safe. An endpoint is a webhoo
 URL share its slots.
 
 - A slot per delivery in flight: at most `per_endpoint` to one endpoint, at most `total` in all. A task
-  waits for its slots in line (FIFO).
+  waits for its slots in line (FIFO). A fan-out's first attempt leaves the line if the endpoint turns slow
+  while it waits (`slot(..., unless_slow=True)` raises EndpointSlowError), so that it is deferred instead of
+  holding its task behind the slow attempts ahead of it.
 - An endpoint is slow while its recent attempts took longer than `slow_after` seconds (an exponentially
   weighted average), or one in flight has taken longer already; and longer than SLOW_FACTOR times the
   process's typical attempt, so that a process too busy to keep up (every attempt takes long) does not
@@ -28,6 +30,12 @@ TYPICAL_WEIGHT = 0.02
 SLOW_FACTOR = 4.0
 # Idle endpoints beyond this many are forgotten, least recently used first.
 MAX_TRACKED_ENDPOINTS = 10_000
+# How often an attempt waiting in line with unless_slow looks whether its endpoint has turned slow.
+SLOW_CHECK_SECONDS = 0.05
+
+
+class EndpointSlowError(Exception):
+    """The endpoint turned slow while the attempt waited in line for one of its slots; it left the line."""
 
 
 @dataclass(eq=False)
@@ -56,12 +64,16 @@ class DeliveryLimits:
         self.peak_in_flight = 0  # the most deliveries this process has had in flight at once
 
     @asynccontextmanager
-    async def slot(self, endpoint: str) -> AsyncIterator[None]:
-        """Hold a slot for one attempt to `endpoint` while the block runs; wait in line for it first."""
+    async def slot(self, endpoint: str, *, unless_slow: bool = False) -> AsyncIterator[None]:
+        """Hold a slot for one attempt to `endpoint` while the block runs; wait in line for it first. With
+        `unless_slow`, leave the line (EndpointSlowError) if the endpoint turns slow meanwhile."""
         state = self._endpoint(endpoint)
         state.waiting += 1
         try:
-            await state.slots.acquire()
+            if unless_slow and state.slots.locked():
+                await self._acquire_unless_slow(endpoint, state)
+            else:
+                await state.slots.acquire()
         finally:
             state.waiting -= 1
         state.held += 1
@@ -83,6 +95,18 @@ class DeliveryLimits:
         finally:
             state.held -= 1
             state.slots.release()
+
+    async def _acquire_unless_slow(self, endpoint: str, state: _Endpoint) -> None:
+        # One acquire keeps the place in line; between looks it is waited for, never cancelled and retried.
+        acquire = asyncio.ensure_future(state.slots.acquire())
+        try:
+            while not (await asyncio.wait({acquire}, timeout=SLOW_CHECK_SECONDS))[0]:
+                if self.is_slow(endpoint):
+                    raise EndpointSlowError(endpoint)
+        except BaseException:
+            if not acquire.cancel() and not acquire.cancelled() and acquire.exception() is None:
+                state.slots.release()  # the slot came at the last moment: give it to the next in line
+            raise
 
     def is_slow(self, endpoint: str) -> bool:
         state = self._endpoints.get(endpoint)

@@ -6,9 +6,9 @@ once on a worker process's one event loop, sharing its DeliveryLimits (per-endpo
 A fan-out claims its message with a lease (claim_token, claimed_until) that it renews while it delivers,
 and lists the webhooks still without a recorded attempt (unattempted_webhook_ids). If its worker dies the
 lease lapses, and the workers' sweep (take_over_lapsed) re-queues the fan-out, which takes it over and
-sends to those webhooks only. A fan-out never waits for a slow endpoint: it records the other attempts,
-leaves that webhook unattempted and sets the lease to when its attempt is due, so the same sweep hands
-it out again.
+sends to those webhooks only. A fan-out never waits for a slow endpoint (nor in line behind attempts to
+one that turns slow meanwhile): it records the other attempts, leaves that webhook unattempted and sets
+the lease to when its attempt is due, so the same sweep hands it out again.
 """
 
 import asyncio
@@ -23,7 +23,7 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.api.messaging.delivery_limits import DeliveryLimits
+from app.api.messaging.delivery_limits import DeliveryLimits, EndpointSlowError
 from app.api.messaging.delivery_policy import DeliveryPolicy
 from app.api.messaging.endpoint_health import EndpointHealth
 from app.api.messaging.queue import DeliveryQueue
@@ -275,16 +275,23 @@ class DeliveryService:
         held_up = self.limits.congested(webhook.url) if resuming else self.limits.is_slow(webhook.url)
         if held_up:
             return Deferred(self.limits.book(webhook.url))
-        return await self._send(document, webhook)
+        try:
+            # A first attempt also leaves the endpoint's line if the endpoint turns slow while it waits.
+            return await self._send(document, webhook, unless_slow=not resuming)
+        except EndpointSlowError:
+            return Deferred(self.limits.book(webhook.url))
 
-    async def _send(self, document: WebhookMessage, webhook: Webhook) -> DeliveryOutcome:
-        """One attempt, in a slot of its endpoint; never raises: an unexpected error is a failed attempt."""
+    async def _send(self, document: WebhookMessage, webhook: Webhook, *, unless_slow: bool = False) -> DeliveryOutcome:
+        """One attempt, in a slot of its endpoint; never raises (an unexpected error is a failed attempt), but
+        EndpointSlowError when `unless_slow` and the endpoint turned slow before a slot was free."""
         if not webhook.active:
             return WEBHOOK_DISABLED
         try:
             secrets = webhook.signing_secrets(utcnow())  # two while a secret rotation overlaps
-            async with self.limits.slot(webhook.url):
+            async with self.limits.slot(webhook.url, unless_slow=unless_slow):
                 return await self.webhook_client.deliver(webhook.url, secrets, document, self.policy.timeout_seconds)
+        except EndpointSlowError:
+            raise
         except Exception:
             # Ids only: never the secret (the logging setup prints no local variables in tracebacks).
             logger.exception("Could not send message {} to webhook {}", document.id, webhook.id)

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from app.api.messaging.delivery_limits import DeliveryLimits
+from app.api.messaging.delivery_limits import DeliveryLimits, EndpointSlowError
 
 FAST, SLOW = "https://fast.example/hook", "https://slow.example/hook"
 
@@ -57,6 +57,42 @@ async def test_a_cancelled_wait_gives_its_place_back() -> None:
 
     await asyncio.wait_for(_hold(limits, SLOW, 0), 1)  # the slot is free again
     assert limits.in_flight == 0
+
+
+async def test_a_wait_unless_slow_leaves_the_line_once_the_endpoint_turns_slow() -> None:
+    limits = DeliveryLimits(total=10, per_endpoint=1, slow_after=0.1)
+    holder = asyncio.create_task(_hold(limits, SLOW, 0.5))
+    await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    with pytest.raises(EndpointSlowError):
+        async with limits.slot(SLOW, unless_slow=True):
+            pytest.fail("no slot was free")
+
+    assert 0.05 < loop.time() - started < 0.3  # once the attempt ahead had taken slow_after, not its 0.5 s
+    await holder
+    await asyncio.wait_for(_hold(limits, SLOW, 0), 1)  # its place was given back: the slot is free
+    assert limits.in_flight == 0
+
+
+async def test_a_wait_unless_slow_keeps_its_place_while_the_endpoint_is_quick() -> None:
+    limits = DeliveryLimits(total=10, per_endpoint=1, slow_after=1.0)
+    order: list[str] = []
+
+    async def attempt(name: str, unless_slow: bool) -> None:
+        async with limits.slot(SLOW, unless_slow=unless_slow):
+            order.append(name)
+            await asyncio.sleep(0.08)  # longer than a look, shorter than slow_after
+
+    tasks = [asyncio.create_task(attempt("first", False))]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(attempt("second", True)))
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(attempt("third", False)))
+    await asyncio.gather(*tasks)
+
+    assert order == ["first", "second", "third"]  # looking whether it turned slow never lost it its place
 
 
 async def test_an_endpoint_is_slow_while_an_attempt_takes_long_and_after_slow_attempts() -> None:

@@ -1063,6 +1063,33 @@ async def test_a_fan_out_defers_a_slow_endpoint_and_records_the_others_without_w
     assert (final.status, final.claimed_until, final.unattempted_webhook_ids) == (MessageStatus.DELIVERED, None, None)
 
 
+async def test_a_first_attempt_in_line_behind_an_endpoint_that_turns_slow_is_deferred(
+    db_session: AsyncSession, webhook_client: WebhookClient, data: Data, receiver: Receiver, queue: RecordingQueue
+) -> None:
+    limits = DeliveryLimits(total=100, per_endpoint=1, slow_after=0.2)
+    service = DeliveryService(db_session, webhook_client, queue, POLICY, limits)
+    fast = await data.webhook(receiver.url(200))
+    slow = await data.webhook(receiver.url(200))
+    message = await data.message()
+
+    async def hold(seconds: float) -> None:  # another task's attempt, not yet known to be slow
+        async with limits.slot(slow.url):
+            await asyncio.sleep(seconds)
+
+    holder = asyncio.create_task(hold(1.0))
+    await asyncio.sleep(0)
+    started = asyncio.get_running_loop().time()
+    await service.fan_out(message.id)
+    elapsed = asyncio.get_running_loop().time() - started
+    await holder
+
+    assert elapsed < 0.6  # left the line once the attempt ahead had taken 0.2 s, not after its 1 s
+    assert receiver.to(slow.url) == []
+    assert [d.webhook_id for d in await data.attempts(message)] == [fast.id]
+    deferred = await data.stored(message)
+    assert (deferred.status, deferred.unattempted_webhook_ids) == (MessageStatus.DELIVERING, [slow.id])
+
+
 async def test_a_retry_to_a_congested_endpoint_is_postponed_not_attempted(
     db_session: AsyncSession, webhook_client: WebhookClient, data: Data, receiver: Receiver, queue: RecordingQueue
 ) -> None:
