@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     CELERY_HOUSEKEEPING_INTERVAL_SECONDS: float = Field(default=60.0, gt=0)
 
     # Delivery throughput and isolation (per worker process; app/worker/runtime.py)
-    CELERY_CONCURRENCY: int = Field(default=64, ge=1)
+    CELERY_CONCURRENCY: int = Field(default=128, ge=1)
     WEBHOOK_MAX_IN_FLIGHT: int = Field(default=128, ge=1)
     WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: int = Field(default=16, ge=1)
     WEBHOOK_MAX_PER_CLIENT: int = Field(default=100, ge=1)

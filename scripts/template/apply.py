@@ -451,7 +451,7 @@ async def missing_row(session: SessionDep) -> None:
         "MESSAGE_CLAIM_LEASE_SECONDS=",
         "# --- Worker (each worker process) " + "-" * 64 + "\n"
         "# Tasks a worker process runs at once (threads of Celery's threads pool, all on one event loop).\n"
-        "CELERY_CONCURRENCY=64\n",
+        "CELERY_CONCURRENCY=128\n",
     ),
     # Scope names in tests of authentication: any names do, the example's go.
     *(
@@ -509,8 +509,8 @@ async def missing_row(session: SessionDep) -> None:
     ),
     Edit(
         "deploy/kubernetes/base/worker.yaml",
-        "            # (claim, record), never across a delivery, so 64 tasks need far fewer.\n",
-        "            # (no task should hold one across a slow call), so 64 tasks need far fewer.\n",
+        "            # (claim, record), never across a delivery, so 128 tasks need far fewer.\n",
+        "            # (no task should hold one across a slow call), so 128 tasks need far fewer.\n",
     ),
     Edit(
         "deploy/kubernetes/base/networkpolicy.yaml",
