@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     CELERY_HOUSEKEEPING_INTERVAL_SECONDS: float = Field(default=60.0, gt=0)
 
     # Tasks in flight at once per worker process (threads of Celery's pool; app/worker/runtime.py)
-    CELERY_CONCURRENCY: int = Field(default=64, ge=1)
+    CELERY_CONCURRENCY: int = Field(default=128, ge=1)
 
     # Observability
     SENTRY_DSN: SecretStr | None = None
