@@ -80,3 +80,23 @@ def test_a_missing_definition_or_section_stops(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="no section '## Gone'"):
         apply.drop_section(tmp_path, "README.md", "## Gone")
     assert "test_one" in (tmp_path / "test_a.py").read_text()
+
+
+def test_the_slim_settings_default_what_they_share_as_the_projects_do() -> None:
+    # The slim rendering replaces app/core/config.py with a whole copy of its own, which can fall behind a
+    # changed default (a CELERY_CONCURRENCY left at 64 once): caught here, not only by the slim suite.
+    from app.core.config import Settings
+
+    spec = importlib.util.spec_from_file_location("slim_config", ROOT / "scripts/template/slim/app/core/config.py")
+    assert spec is not None
+    assert spec.loader is not None
+    slim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(slim)
+    ours, theirs = Settings.model_fields, slim.Settings.model_fields
+    shared = sorted(set(ours) & set(theirs))
+    assert len(shared) > 40  # the slim settings are the project's, less the example's
+    defaults = {
+        name: (ours[name].get_default(call_default_factory=True), theirs[name].get_default(call_default_factory=True))
+        for name in shared
+    }
+    assert {name: pair for name, pair in defaults.items() if pair[0] != pair[1]} == {}
