@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
+from fastapi.security.utils import get_authorization_scheme_param
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -82,25 +84,44 @@ RedisDep = Annotated[Redis, Depends(get_redis)]
 TargetGuardDep = Annotated[TargetGuard, Depends(get_target_guard)]
 KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
 
-bearer_scheme = HTTPBearer(auto_error=False, description="A JWT; `make token sub=NAME` mints one locally.")
+BEARER_DESCRIPTION = "A JWT; `make token sub=NAME` mints one locally."
 
 
-async def authenticate(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
-) -> Principal:
-    """The authenticated client, its request counted against its per-minute budget (limits are per `sub`).
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, None for any other or no header (FastAPI's
+    HTTPBearer reads the header the same way)."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if not token or scheme.lower() != "bearer":
+        return None
+    return token
 
-    One dependency for both, with the verifier and the limiter read from app.state by plain calls: each
-    dependency costs FastAPI some bookkeeping per request, more than these reads.
+
+class Authenticate(SecurityBase):
+    """The `authenticate` dependency: the client of the request's bearer token, its request counted against
+    its per-minute budget (limits are per `sub`).
+
+    One dependency for the header, the token and the count, declared in the OpenAPI document as the HTTP bearer
+    scheme (a security scheme FastAPI finds by this class's base). FastAPI's bookkeeping per dependency costs more
+    than what most of them do (docs/decisions.md): the header was a dependency of its own before (HTTPBearer),
+    and the verifier and the limiter are read from app.state by plain calls.
     """
-    if credentials is None:
-        raise AuthenticationError("Send an 'Authorization: Bearer <token>' header.", token_sent=False)
-    principal = await (await get_token_verifier(request)).verify(credentials.credentials)
-    # For the access log, which runs outside the dependency system.
-    request.state.client_sub = principal.sub
-    await count_request(request, principal.sub, await get_rate_limiter(request))
-    return principal
 
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(description=BEARER_DESCRIPTION)
+        self.scheme_name = "HTTPBearer"
+
+    async def __call__(self, request: Request) -> Principal:
+        token = bearer_token(request)
+        if token is None:
+            raise AuthenticationError("Send an 'Authorization: Bearer <token>' header.", token_sent=False)
+        principal = await (await get_token_verifier(request)).verify(token)
+        # For the access log, which runs outside the dependency system.
+        request.state.client_sub = principal.sub
+        await count_request(request, principal.sub, await get_rate_limiter(request))
+        return principal
+
+
+authenticate = Authenticate()
 
 CurrentClient = Annotated[Principal, Depends(authenticate)]
 
@@ -114,11 +135,11 @@ async def count_refused_request(request: Request) -> None:
     """
     if getattr(request.state, "rate_limit_counted", False):
         return
-    credentials = await bearer_scheme(request)
-    if credentials is None:
+    token = bearer_token(request)
+    if token is None:
         return
     try:
-        principal = await (await get_token_verifier(request)).verify(credentials.credentials)
+        principal = await (await get_token_verifier(request)).verify(token)
     except AppError:  # invalid, expired, or the identity provider unavailable: not counted
         return
     request.state.client_sub = principal.sub

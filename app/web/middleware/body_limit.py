@@ -1,9 +1,9 @@
 """Refuse request bodies over a size limit with 413, as a pure ASGI middleware."""
 
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.web.middleware.raw_headers import header_value
 from app.web.problem import problem_response
 
 
@@ -20,7 +20,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
 
-        declared = Headers(scope=scope).get("content-length")
+        declared = header_value(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await problem_response(413, self._detail())(scope, receive, send)
             return

@@ -6,13 +6,14 @@ from weakref import WeakKeyDictionary
 
 from fastapi.routing import iter_route_contexts
 from loguru import logger
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import request_id_var, resolve_request_id
+from app.web.middleware.raw_headers import encode, header_value, set_headers
 from app.web.problem import problem_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")
 UNEXPECTED_ERROR_DETAIL = "An unexpected error occurred. Quote the request id when reporting it."
 # Per application: id(route) -> the route's full path template (an included router's route knows only its
 # own part: "/messages/{message_id}" of "/api/v1/messages/{message_id}").
@@ -28,7 +29,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = resolve_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        incoming = header_value(scope, _REQUEST_ID_KEY)
+        request_id = resolve_request_id(incoming.decode("latin-1") if incoming is not None else None)
         scope.setdefault("state", {})["request_id"] = request_id
         status_code = 500
         response_started = False
@@ -38,12 +40,11 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
-                # Set by the rate-limit dependency; added here so that they reach every response of a
-                # limited request, including errors raised after the dependency ran (404, 409, ...).
-                for name, value in scope["state"].get("rate_limit_headers", {}).items():
-                    headers[name] = value
+                # The rate-limit headers are set by the rate-limit dependency; added here so that they reach every
+                # response of a limited request, including errors raised after the dependency ran (404, 409, ...).
+                added = [(_REQUEST_ID_KEY, request_id.encode("latin-1"))]
+                added += encode(scope["state"].get("rate_limit_headers", {}))
+                set_headers(message, added, replace=True)
             await send(message)
 
         # Every log line written while serving the request carries request_id (see app/core/logging.py).

@@ -1,7 +1,8 @@
 """Security headers on every response, as a pure ASGI middleware."""
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.web.middleware.raw_headers import encode, set_headers
 
 BASE_HEADERS: dict[str, str] = {
     "X-Content-Type-Options": "nosniff",
@@ -15,10 +16,11 @@ HSTS_VALUE = "max-age=63072000; includeSubDomains"
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
         self.app = app
-        self.headers = dict(BASE_HEADERS)
+        headers = dict(BASE_HEADERS)
         # HSTS only where TLS terminates in front of us; on local http it would pin browsers to https.
         if hsts:
-            self.headers["Strict-Transport-Security"] = HSTS_VALUE
+            headers["Strict-Transport-Security"] = HSTS_VALUE
+        self.raw_headers = encode(headers)  # once, not per response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -27,9 +29,7 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers.items():
-                    headers.setdefault(name, value)
+                set_headers(message, self.raw_headers, replace=False)  # a response's own value stays
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
