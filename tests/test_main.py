@@ -1,11 +1,15 @@
 """The application under the ASGI lifespan protocol, as Uvicorn drives it, through every middleware."""
 
+import gc
 from typing import Any
+
+from fastapi.routing import iter_route_contexts
 
 from app.clients.jwks import JwksClient
 from app.clients.webhooks.target import DnsResolver, TargetGuard
 from app.core.encryption import KeyRing
 from app.core.security import TokenVerifier
+from app.main import GC_YOUNG_THRESHOLD
 from tests.support.apps import build_app, serve
 from tests.support.problems import assert_problem
 
@@ -67,3 +71,21 @@ async def test_the_target_guard_resolves_with_a_deadline_and_threads_of_its_own(
     assert isinstance(guard.resolver, DnsResolver)
     assert guard.resolver.timeout_seconds == 1.5
     assert isinstance(app.state.keyring, KeyRing)
+
+
+async def test_the_collector_runs_less_often_once_started() -> None:
+    gc.set_threshold(700, 10, 10)  # Python's default, whatever an earlier test's start-up set
+    app = build_app()
+
+    await run_lifespan(app)
+
+    assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+
+
+def test_the_messages_are_matched_first_and_the_probes_last() -> None:
+    # In the order FastAPI tries them (app/api/router.py); the docs' own routes come first when docs are on.
+    every_path = [context.path or "" for context in iter_route_contexts(build_app().routes)]
+    paths = [path for path in every_path if path.startswith(("/api/", "/health/"))]
+
+    assert paths[0].startswith("/api/v1/messages")
+    assert paths[-2:] == ["/health/live", "/health/ready"]
