@@ -3,15 +3,17 @@
 import gc
 from typing import Any
 
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import APIRoute, iter_route_contexts
 
+from app.api.router import API_PREFIX, DOMAIN_ROUTERS
 from app.clients.jwks import JwksClient
 from app.clients.webhooks.target import DnsResolver, TargetGuard
 from app.core.encryption import KeyRing
 from app.core.security import TokenVerifier
-from app.main import GC_YOUNG_THRESHOLD
+from app.main import GC_YOUNG_THRESHOLD, fewer_young_collections
 from tests.support.apps import build_app, serve
 from tests.support.problems import assert_problem
+from tests.support.settings import test_settings
 
 
 async def run_lifespan(app: Any) -> list[dict[str, Any]]:
@@ -73,19 +75,30 @@ async def test_the_target_guard_resolves_with_a_deadline_and_threads_of_its_own(
     assert isinstance(app.state.keyring, KeyRing)
 
 
-async def test_the_collector_runs_less_often_once_started() -> None:
-    gc.set_threshold(700, 10, 10)  # Python's default, whatever an earlier test's start-up set
-    app = build_app()
+def test_the_collector_runs_less_often_while_a_deployed_app_serves() -> None:
+    deployed = test_settings().model_copy(update={"APP_ENVIRONMENT": "staging"})
+    before = gc.get_threshold()
 
-    await run_lifespan(app)
+    with fewer_young_collections(deployed):
+        serving = gc.get_threshold()
 
-    assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+    assert serving == (GC_YOUNG_THRESHOLD, *before[1:])
+    assert gc.get_threshold() == before
 
 
-def test_the_messages_are_matched_first_and_the_probes_last() -> None:
+async def test_the_test_suite_keeps_pythons_collector_thresholds() -> None:
+    before = gc.get_threshold()
+
+    async with serve(build_app()):
+        assert gc.get_threshold() == before
+
+
+def test_the_domains_are_matched_in_their_order_and_the_probes_last() -> None:
     # In the order FastAPI tries them (app/api/router.py); the docs' own routes come first when docs are on.
     every_path = [context.path or "" for context in iter_route_contexts(build_app().routes)]
-    paths = [path for path in every_path if path.startswith(("/api/", "/health/"))]
+    paths = [path for path in every_path if path.startswith((API_PREFIX, "/health/"))]
 
-    assert paths[0].startswith("/api/v1/messages")
+    first_route = DOMAIN_ROUTERS[0].routes[0]
+    assert isinstance(first_route, APIRoute)
+    assert paths[0] == API_PREFIX + first_route.path
     assert paths[-2:] == ["/health/live", "/health/ready"]
