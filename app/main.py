@@ -8,8 +8,8 @@ Nothing is connected at import.
 """
 
 import gc
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -21,6 +21,7 @@ from app.api.messaging.handoff import HandOffQueue
 from app.api.router import include_api
 from app.clients.rate_limiter import RateLimiter
 from app.clients.webhooks.target import TargetGuard
+from app.core.collector import fewer_young_collections
 from app.core.config import Settings, get_settings
 from app.core.encryption import KeyRing
 from app.core.logging import configure_logging
@@ -40,11 +41,6 @@ if TYPE_CHECKING:
 # The publisher sends one LPUSH at a time (publishes made meanwhile share the next: app/core/batching.py); the
 # pool is bounded all the same, so that nothing can open broker connections without limit.
 BROKER_CONNECTIONS = 4
-# Allocations between two collections of the youngest generation (Python's default: 700). A request allocates
-# hundreds of objects, nearly all freed by reference counting as it ends; at 700 the collector still ran every
-# request or two and walked them while alive (about 4 % of a GET's instructions, more of a POST's). Garbage in
-# reference cycles waits longer for its collection: at most this many objects more at a time.
-GC_YOUNG_THRESHOLD = 10_000
 EXPOSED_HEADERS = [REQUEST_ID_HEADER, "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"]
 
 
@@ -91,23 +87,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.target_guard.close()
         await state.redis.aclose()
         await state.engine.dispose()
-
-
-@contextmanager
-def fewer_young_collections(settings: Settings) -> Iterator[None]:
-    """A collection of the youngest generation every GC_YOUNG_THRESHOLD allocations while the app serves (the
-    previous threshold back at shutdown: it is the process's). The test suite keeps Python's default: one of its
-    runs with this hung in greenlet's teardown of a finished thread, which only the suite's coverage tracing of
-    greenlets gives a greenlet state (docs/decisions.md)."""
-    if settings.APP_ENVIRONMENT == "test":
-        yield
-        return
-    previous = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
 
 
 async def _jwks_client(settings: Settings, stack: AsyncExitStack) -> "JwksClient | None":

@@ -10,10 +10,8 @@ from app.clients.jwks import JwksClient
 from app.clients.webhooks.target import DnsResolver, TargetGuard
 from app.core.encryption import KeyRing
 from app.core.security import TokenVerifier
-from app.main import GC_YOUNG_THRESHOLD, fewer_young_collections
 from tests.support.apps import build_app, serve
 from tests.support.problems import assert_problem
-from tests.support.settings import test_settings
 
 
 async def run_lifespan(app: Any) -> list[dict[str, Any]]:
@@ -73,17 +71,6 @@ async def test_the_target_guard_resolves_with_a_deadline_and_threads_of_its_own(
     assert isinstance(guard.resolver, DnsResolver)
     assert guard.resolver.timeout_seconds == 1.5
     assert isinstance(app.state.keyring, KeyRing)
-
-
-def test_the_collector_runs_less_often_while_a_deployed_app_serves() -> None:
-    deployed = test_settings().model_copy(update={"APP_ENVIRONMENT": "staging"})
-    before = gc.get_threshold()
-
-    with fewer_young_collections(deployed):
-        serving = gc.get_threshold()
-
-    assert serving == (GC_YOUNG_THRESHOLD, *before[1:])
-    assert gc.get_threshold() == before
 
 
 async def test_the_test_suite_keeps_pythons_collector_thresholds() -> None:

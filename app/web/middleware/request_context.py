@@ -40,8 +40,8 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
-                # The rate-limit headers are set by the rate-limit dependency; added here so that they reach every
-                # response of a limited request, including errors raised after the dependency ran (404, 409, ...).
+                # The rate-limit headers are set by `authenticate` as it counts the request; added here so that they
+                # reach every response of a counted request, errors raised after it included (404, 409, ...).
                 added = [(_REQUEST_ID_KEY, request_id.encode("latin-1"))]
                 added += encode(scope["state"].get("rate_limit_headers", {}))
                 set_headers(message, added, replace=True)

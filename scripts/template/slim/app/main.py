@@ -7,8 +7,8 @@ the rate limiter. Nothing is connected at import.
 """
 
 import gc
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -18,6 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 from app.api.health.points import router as health_router
 from app.api.router import include_api
 from app.clients.rate_limiter import RateLimiter
+from app.core.collector import fewer_young_collections
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from app.core.security import TokenVerifier
@@ -32,11 +33,6 @@ from app.web.middleware.security_headers import SecurityHeadersMiddleware
 if TYPE_CHECKING:
     from app.clients.jwks import JwksClient
 
-# Allocations between two collections of the youngest generation (Python's default: 700). A request allocates
-# hundreds of objects, nearly all freed by reference counting as it ends; at 700 the collector still ran every
-# request or two and walked them while alive (about 4 % of a GET's instructions, more of a POST's). Garbage in
-# reference cycles waits longer for its collection: at most this many objects more at a time.
-GC_YOUNG_THRESHOLD = 10_000
 EXPOSED_HEADERS = [REQUEST_ID_HEADER, "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"]
 
 
@@ -65,23 +61,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await state.redis.aclose()
         await state.engine.dispose()
-
-
-@contextmanager
-def fewer_young_collections(settings: Settings) -> Iterator[None]:
-    """A collection of the youngest generation every GC_YOUNG_THRESHOLD allocations while the app serves (the
-    previous threshold back at shutdown: it is the process's). The test suite keeps Python's default: one of its
-    runs with this hung in greenlet's teardown of a finished thread, which only the suite's coverage tracing of
-    greenlets gives a greenlet state (docs/decisions.md)."""
-    if settings.APP_ENVIRONMENT == "test":
-        yield
-        return
-    previous = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
 
 
 async def _jwks_client(settings: Settings, stack: AsyncExitStack) -> "JwksClient | None":
