@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import (
+    Column,
     ColumnElement,
     RowMapping,
     Select,
@@ -22,13 +23,15 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    insert,
     inspect,
     select,
     tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstanceState, defer
+from sqlalchemy.orm import InstanceState, class_mapper, defer, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel
 
 from app.core.exceptions import ValidationFailedError
@@ -47,6 +50,8 @@ CREATED_AT_COLUMN = "created_at"
 # the model or its table's columns (app code spells a handful of each).
 _first_by_statements: dict[tuple[type[SQLModel], tuple[str, ...], bool, bool], Select[Any]] = {}
 _FILTER_PARAMETER = "filter_"
+# insert_model's columns per table (see _insert_columns).
+_insert_columns: dict[type[SQLModel], list[tuple[str, "Column[Any]", bool]]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +155,38 @@ class BaseTable(Generic[ModelT]):
     # ---- writes ------------------------------------------------------------------------------
 
     async def insert_model(self, model: ModelT) -> ModelT:
+        """INSERT the model's row and attach the instance to the session, as it now is in the database.
+
+        One Core INSERT, with RETURNING for the values the database fills in (server defaults the model
+        left unset, computed columns): the instance already holds everything else. It is what the ORM's
+        flush would send, at about a third of its CPU (the unit of work sorts, plans and records history
+        for one row here)."""
         timestamped = CREATED_AT_COLUMN in self._table.c and UPDATED_AT_COLUMN in self._table.c
         if timestamped and UPDATED_AT_COLUMN not in model.model_fields_set:
             # One instant for both: a new row has not been updated (each default reads the clock anew).
             setattr(model, UPDATED_AT_COLUMN, getattr(model, CREATED_AT_COLUMN))
+        state: InstanceState[ModelT] = inspect(model, raiseerr=True)
+        values: dict[str, Any] = {}
+        filled_in: list[tuple[str, Column[Any]]] = []
+        for attribute, column, generated in self._insert_columns():
+            value = state.dict.get(attribute)
+            # As the ORM's flush: a column with a server default that the model leaves unset or None is the
+            # database's to fill in; a column without one that is unset is left out (NULL).
+            if generated or (value is None and column.server_default is not None):
+                filled_in.append((attribute, column))
+            elif attribute in state.dict:
+                values[column.key] = value
+        statement = insert(self._table)
+        if filled_in:
+            statement = statement.returning(*(column for _, column in filled_in))
+        result = await self.session.execute(statement, values)
+        if filled_in:
+            row = result.one()
+            for (attribute, _), value in zip(filled_in, row, strict=True):
+                set_committed_value(model, attribute, value)
+        # Now as if read from the table: history reset, the identity key from the primary key, in the session.
+        make_transient_to_detached(model)
         self.session.add(model)
-        await self.session.flush()
-        await self._read_server_values(model)
         return model
 
     async def insert_many(self, models: Sequence[ModelT]) -> None:
@@ -215,6 +245,22 @@ class BaseTable(Generic[ModelT]):
         table = self.model.__table__  # type: ignore[attr-defined]
         assert isinstance(table, Table)
         return table
+
+    def _insert_columns(self) -> list[tuple[str, Column[Any], bool]]:
+        """Each column's attribute name, the column, and whether the database always computes its value."""
+        columns = _insert_columns.get(self.model)
+        if columns is None:
+            mapper = class_mapper(self.model)
+            columns = [
+                (
+                    mapper.get_property_by_column(column).key,
+                    column,
+                    column.computed is not None or column.identity is not None,
+                )
+                for column in self._table.c
+            ]
+            _insert_columns[self.model] = columns
+        return columns
 
     def _column(self, name: str) -> ColumnElement[Any]:
         try:

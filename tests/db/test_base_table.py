@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Column, Computed, DateTime, Text
+from sqlalchemy import Column, Computed, DateTime, Identity, Integer, Text, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col
@@ -44,6 +44,23 @@ class Badge(_TestOnly, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     name: str = Field(sa_column=Column(Text, nullable=False))
     shout: str | None = Field(default=None, sa_column=Column(Text, Computed("upper(name)")))
+
+
+class Ticket(_TestOnly, table=True):
+    """Values the database fills in on insert: a server default and an identity column."""
+
+    __tablename__ = "test_tickets"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    number: int | None = Field(default=None, sa_column=Column(Integer, Identity(), nullable=False))
+    issued_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), server_default=text("now()"), nullable=False)
+    )
+    note: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class TicketsTable(BaseTable[Ticket]):
+    model = Ticket
 
 
 class BadgesTable(BaseTable[Badge]):
@@ -278,9 +295,34 @@ async def test_soft_delete_needs_a_deleted_at_column(db_session: AsyncSession) -
 
 
 async def test_repository_never_commits(widgets: WidgetsTable, db_session: AsyncSession) -> None:
-    widget = await widgets.insert_model(Widget(name="a"))
+    widget_id = (await widgets.insert_model(Widget(name="a"))).id
     await db_session.rollback()  # to the savepoint: nothing was committed by the repository
-    assert await widgets.first_or_default(widget.id) is None
+    assert await widgets.first_or_default(widget_id) is None
+
+
+async def test_an_insert_reads_back_what_the_database_fills_in_and_leaves_the_row_in_the_session(
+    db_session: AsyncSession, widgets: WidgetsTable, statements: list[str]
+) -> None:
+    tickets = TicketsTable(db_session)
+    statements.clear()
+
+    first = await tickets.insert_model(Ticket(note="a"))
+    second = await tickets.insert_model(Ticket())
+
+    assert _verbs(statements) == ["INSERT", "INSERT"]  # RETURNING brought the values: no SELECT
+    assert isinstance(first.number, int)
+    assert second.number == first.number + 1
+    assert first.issued_at is not None
+    assert first.issued_at.utcoffset() is not None
+    statements.clear()
+    assert await db_session.get(Ticket, first.id) is first  # in the identity map, as a row read would be
+    assert statements == []
+    first.note = "b"
+    await tickets.update_model(first)  # a change to the returned instance is an ordinary UPDATE
+    db_session.expunge_all()
+    reread = await tickets.first_or_default(first.id)
+    assert reread is not None
+    assert (reread.note, reread.number) == ("b", first.number)
 
 
 def _verbs(statements: list[str]) -> list[str]:
