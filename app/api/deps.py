@@ -5,7 +5,7 @@ Providers that only read app.state are `async def`: FastAPI runs a plain `def` d
 a hop that costs more than the attribute read it wraps.
 """
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -98,23 +98,41 @@ def bearer_token(request: Request) -> str | None:
 
 class Authenticate(SecurityBase):
     """The `authenticate` dependency: the client of the request's bearer token, its request counted against
-    its per-minute budget (limits are per `sub`).
+    its per-minute budget (limits are per `sub`); with `scopes`, also the check that the token carries them
+    (`require_scopes`).
 
-    One dependency for the header, the token and the count, declared in the OpenAPI document as the HTTP bearer
-    scheme (a security scheme FastAPI finds by this class's base). FastAPI's bookkeeping per dependency costs more
-    than what most of them do (docs/decisions.md): the header was a dependency of its own before (HTTPBearer),
-    and the verifier and the limiter are read from app.state by plain calls.
+    One dependency for the header, the token, the count and the scopes, declared in the OpenAPI document as the
+    HTTP bearer scheme (a security scheme FastAPI finds by this class's base). FastAPI's bookkeeping per
+    dependency costs more than what most of them do (docs/decisions.md): the header was a dependency of its own
+    before (HTTPBearer), the scope check another that depended on `authenticate`; the verifier and the limiter
+    are read from app.state by plain calls. Whichever instance runs first on a request authenticates it and
+    keeps the client in request.state; the others reuse it, so a request is verified and counted once whatever
+    the order FastAPI solves them in.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *scopes: str) -> None:
         self.model = HTTPBearerModel(description=BEARER_DESCRIPTION)
         self.scheme_name = "HTTPBearer"
+        self.scopes = scopes
 
     async def __call__(self, request: Request) -> Principal:
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:
+            principal = await self._authenticate(request)
+        missing = [scope for scope in self.scopes if scope not in principal.scopes]
+        if missing:
+            challenge = f'Bearer error="insufficient_scope", scope="{" ".join(self.scopes)}"'  # RFC 6750 section 3.1
+            raise PermissionDeniedError(
+                f"The token lacks the scope(s): {', '.join(missing)}.", headers={"WWW-Authenticate": challenge}
+            )
+        return principal
+
+    async def _authenticate(self, request: Request) -> Principal:
         token = bearer_token(request)
         if token is None:
             raise AuthenticationError("Send an 'Authorization: Bearer <token>' header.", token_sent=False)
         principal = await (await get_token_verifier(request)).verify(token)
+        request.state.principal = principal
         # For the access log, which runs outside the dependency system.
         request.state.client_sub = principal.sub
         await count_request(request, principal.sub, await get_rate_limiter(request))
@@ -161,16 +179,6 @@ async def count_request(request: Request, sub: str, limiter: RateLimiter) -> Non
         )
 
 
-def require_scopes(*scopes: str) -> Callable[[Principal], Awaitable[Principal]]:
-    """A route dependency: the client's token must carry every one of `scopes`."""
-
-    async def check(client: CurrentClient) -> Principal:
-        missing = [scope for scope in scopes if scope not in client.scopes]
-        if missing:
-            challenge = f'Bearer error="insufficient_scope", scope="{" ".join(scopes)}"'  # RFC 6750 section 3.1
-            raise PermissionDeniedError(
-                f"The token lacks the scope(s): {', '.join(missing)}.", headers={"WWW-Authenticate": challenge}
-            )
-        return client
-
-    return check
+def require_scopes(*scopes: str) -> Authenticate:
+    """A route dependency: the authenticated client, whose token must carry every one of `scopes`."""
+    return Authenticate(*scopes)

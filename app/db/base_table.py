@@ -1,6 +1,6 @@
 """BaseTable[Model]: the generic async repository every table class extends.
 
-Repositories add and flush; they never commit. The service method that completes a use case
+Repositories insert, add and flush; they never commit. The service method that completes a use case
 commits once, so a use case that writes several tables is atomic.
 
 Filters come as keywords (`first_by(client_id="a")`: equality; a keyword whose value is None adds no
@@ -158,9 +158,9 @@ class BaseTable(Generic[ModelT]):
         """INSERT the model's row and attach the instance to the session, as it now is in the database.
 
         One Core INSERT, with RETURNING for the values the database fills in (server defaults the model
-        left unset, computed columns): the instance already holds everything else. It is what the ORM's
-        flush would send, at about a third of its CPU (the unit of work sorts, plans and records history
-        for one row here)."""
+        left unset, computed and identity columns): the instance already holds everything else. The ORM's
+        flush sends the same INSERT but runs its unit of work for the one row (8 % of a POST's instructions;
+        docs/decisions.md). After a rollback the instance is expired, like any persistent one."""
         timestamped = CREATED_AT_COLUMN in self._table.c and UPDATED_AT_COLUMN in self._table.c
         if timestamped and UPDATED_AT_COLUMN not in model.model_fields_set:
             # One instant for both: a new row has not been updated (each default reads the clock anew).

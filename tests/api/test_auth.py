@@ -1,5 +1,6 @@
 """Authentication on the versioned API: denied by default, bearer tokens only, scopes per route."""
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -23,6 +24,20 @@ async def scoped(
     client: Annotated[Principal, Depends(require_scopes("webhooks:write", "messages:read"))],
 ) -> dict[str, str]:
     return {"sub": client.sub}
+
+
+# The scope check without the router-level authentication, and before it in a route's own list.
+unguarded_router = APIRouter(prefix="/test-unguarded")
+
+
+@unguarded_router.get("/scoped-only")
+async def scoped_only(client: Annotated[Principal, Depends(require_scopes("messages:read"))]) -> dict[str, str]:
+    return {"sub": client.sub}
+
+
+@unguarded_router.get("/scoped-first", dependencies=[Depends(require_scopes("messages:read")), Depends(authenticate)])
+async def scoped_first() -> dict[str, str]:
+    return {}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +101,26 @@ async def test_a_missing_scope_is_403(scoped_client: httpx.AsyncClient, settings
     assert response.headers["www-authenticate"] == (
         'Bearer error="insufficient_scope", scope="webhooks:write messages:read"'
     )
+
+
+@pytest.mark.parametrize("path", ["/test-unguarded/scoped-only", "/test-unguarded/scoped-first"])
+async def test_a_scope_check_authenticates_and_counts_the_request_once_wherever_it_stands(
+    settings: Settings, path: str
+) -> None:
+    sub = f"once-{uuid.uuid4().hex}"
+    reader = {"Authorization": f"Bearer {token_for(settings, sub, ('messages:read',))}"}
+    writer = {"Authorization": f"Bearer {token_for(settings, sub, ('messages:write',))}"}
+    async with serve(build_app(unguarded_router, RATE_LIMIT_PER_MINUTE=10)) as client:
+        missing = await client.get(path)
+        first = await client.get(path, headers=reader)
+        second = await client.get(path, headers=reader)
+        refused = await client.get(path, headers=writer)
+
+    assert_problem(missing, 401)
+    assert first.status_code == 200, first.text
+    remaining = [int(r.headers["RateLimit-Remaining"]) for r in (first, second, refused)]
+    assert remaining[1:] == [remaining[0] - 1, remaining[0] - 2]  # one hit per request, not one per check
+    assert_problem(refused, 403)
 
 
 async def test_scopes_are_checked_after_authentication(scoped_client: httpx.AsyncClient) -> None:
