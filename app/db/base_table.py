@@ -160,7 +160,9 @@ class BaseTable(Generic[ModelT]):
         One Core INSERT, with RETURNING for the values the database fills in (server defaults the model
         left unset, computed and identity columns): the instance already holds everything else. The ORM's
         flush sends the same INSERT but runs its unit of work for the one row (8 % of a POST's instructions;
-        docs/decisions.md). After a rollback the instance is expired, like any persistent one."""
+        docs/decisions.md). A Core statement fires no mapper events (before_insert, after_insert) and no
+        flush events; the engine's (tracing) still see it. After a rollback the instance is expired, like any
+        persistent one."""
         timestamped = CREATED_AT_COLUMN in self._table.c and UPDATED_AT_COLUMN in self._table.c
         if timestamped and UPDATED_AT_COLUMN not in model.model_fields_set:
             # One instant for both: a new row has not been updated (each default reads the clock anew).
