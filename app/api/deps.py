@@ -5,7 +5,8 @@ Providers that only read app.state are `async def`: FastAPI runs a plain `def` d
 a hop that costs more than the attribute read it wraps.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,7 +22,6 @@ from app.core.config import Settings
 from app.core.encryption import KeyRing
 from app.core.exceptions import AppError, AuthenticationError, PermissionDeniedError, RateLimitedError
 from app.core.security import Principal, TokenVerifier
-from app.db.engine import SessionFactory
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
@@ -43,10 +43,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     (create_read_session_factory), without a transaction's BEGIN and ROLLBACK around the read.
     """
     state = request.app.state
-    session_factory: SessionFactory = (
+    open_session: Callable[[], AbstractAsyncContextManager[AsyncSession]] = (
         state.read_session_factory if request.method in SAFE_METHODS else state.session_factory
     )
-    async with session_factory() as session:
+    async with open_session() as session:
         yield session
 
 

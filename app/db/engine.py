@@ -5,6 +5,8 @@ The API builds them in its lifespan (app/main.py), the worker in each process's 
 """
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from app.core.config import Settings
 from app.db.pool import FairAsyncQueuePool
 
 SessionFactory = async_sessionmaker[AsyncSession]
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 # A pooled connection left unused this long is pinged before it is handed out, so one the server or a
 # firewall closed meanwhile is replaced instead of failing a request. One in steady use is not: a ping is
@@ -120,14 +123,32 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def create_read_session_factory(engine: AsyncEngine) -> SessionFactory:
+class ReadSessionFactory:
     """Sessions whose statements each run in autocommit: no BEGIN and ROLLBACK around a read (two round trips).
 
     For requests that only read. Under PostgreSQL's READ COMMITTED every statement sees a snapshot of its
     own, inside a transaction or not, so reads see the same rows either way. Writes made in such a session
     are committed one statement at a time: never use one for a use case that writes.
+
+    `async with factory() as session:` checks a connection out at once and sets its isolation level to
+    AUTOCOMMIT (put back as it returns to the pool). Not through a sessionmaker bound to
+    `engine.execution_options(isolation_level="AUTOCOMMIT")`, SQLAlchemy's recipe: that option engine switches
+    the level in an engine_connect listener, and its connections look their events up through a dispatcher
+    joined to the engine's on every statement; a GET by id cost 5 % more instructions (docs/decisions.md).
     """
-    return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            await session.connection(execution_options=_AUTOCOMMIT)
+            yield session
+
+
+def create_read_session_factory(engine: AsyncEngine) -> ReadSessionFactory:
+    return ReadSessionFactory(engine)
 
 
 def _raise_driver_failures_as_operational_errors(engine: AsyncEngine) -> None:
