@@ -51,7 +51,7 @@ CREATED_AT_COLUMN = "created_at"
 _first_by_statements: dict[tuple[type[SQLModel], tuple[str, ...], bool, bool], Select[Any]] = {}
 _FILTER_PARAMETER = "filter_"
 # insert_model's columns per table (see _insert_columns).
-_insert_columns: dict[type[SQLModel], list[tuple[str, "Column[Any]", bool]]] = {}
+_insert_columns: dict[type[SQLModel], list[tuple[str, Column[Any], bool]]] = {}
 
 
 @dataclass(frozen=True, slots=True)

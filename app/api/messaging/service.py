@@ -53,7 +53,7 @@ class MessagingService:
             if existing is not None:  # honoured for its period only: now the key names a new message
                 await self.messages.release_idempotency_key(existing.id)
         # The id and the timestamps are given rather than left to the model's default factories: for each
-        # factory it calls, SQLModel's constructor inspects the factory's signature (4 % of a POST's CPU).
+        # factory it calls, SQLModel's constructor inspects the factory's signature (4 % of a POST's instructions).
         now = utcnow()
         message = Message(
             id=uuid.uuid4(),
