@@ -16,9 +16,8 @@ GC_YOUNG_THRESHOLD = 10_000
 @contextmanager
 def fewer_young_collections(settings: Settings) -> Iterator[None]:
     """A collection of the youngest generation every GC_YOUNG_THRESHOLD allocations while the app serves (the
-    previous threshold back at shutdown: it is the process's). The test suite keeps Python's default: one of its
-    runs with this hung in greenlet's teardown of a finished thread, which only the suite's coverage tracing of
-    greenlets gives a greenlet state (docs/decisions.md)."""
+    previous threshold back at shutdown: it is the process's). The test suite keeps Python's default, as the
+    worker does (docs/decisions.md)."""
     if settings.APP_ENVIRONMENT == "test":
         yield
         return
