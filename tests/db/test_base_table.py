@@ -300,31 +300,6 @@ async def test_repository_never_commits(widgets: WidgetsTable, db_session: Async
     assert await widgets.first_or_default(widget_id) is None
 
 
-async def test_an_insert_reads_back_what_the_database_fills_in_and_leaves_the_row_in_the_session(
-    db_session: AsyncSession, widgets: WidgetsTable, statements: list[str]
-) -> None:
-    tickets = TicketsTable(db_session)
-    statements.clear()
-
-    first = await tickets.insert_model(Ticket(note="a"))
-    second = await tickets.insert_model(Ticket())
-
-    assert _verbs(statements) == ["INSERT", "INSERT"]  # RETURNING brought the values: no SELECT
-    assert isinstance(first.number, int)
-    assert second.number == first.number + 1
-    assert first.issued_at is not None
-    assert first.issued_at.utcoffset() is not None
-    statements.clear()
-    assert await db_session.get(Ticket, first.id) is first  # in the identity map, as a row read would be
-    assert statements == []
-    first.note = "b"
-    await tickets.update_model(first)  # a change to the returned instance is an ordinary UPDATE
-    db_session.expunge_all()
-    reread = await tickets.first_or_default(first.id)
-    assert reread is not None
-    assert (reread.note, reread.number) == ("b", first.number)
-
-
 def _verbs(statements: list[str]) -> list[str]:
     """The reads and writes sent (the test's savepoints left out)."""
     verbs = [statement.lstrip().split(None, 1)[0].upper() for statement in statements]
@@ -357,6 +332,31 @@ async def test_a_value_the_database_computes_is_read_back_after_a_write(
     assert (await badges.update_model(badge)).shout == "LOUDER"  # read back: the UPDATE returned nothing
     assert _verbs(statements) == ["UPDATE", "SELECT"]
     assert "shout" in statements[-1]
+
+
+async def test_an_insert_reads_back_what_the_database_fills_in_and_leaves_the_row_in_the_session(
+    db_session: AsyncSession, widgets: WidgetsTable, statements: list[str]
+) -> None:
+    tickets = TicketsTable(db_session)
+    statements.clear()
+
+    first = await tickets.insert_model(Ticket(note="a"))
+    second = await tickets.insert_model(Ticket())
+
+    assert _verbs(statements) == ["INSERT", "INSERT"]  # RETURNING brought the values: no SELECT
+    assert isinstance(first.number, int)
+    assert second.number == first.number + 1
+    assert first.issued_at is not None
+    assert first.issued_at.utcoffset() is not None
+    statements.clear()
+    assert await db_session.get(Ticket, first.id) is first  # in the identity map, as a row read would be
+    assert statements == []
+    first.note = "b"
+    await tickets.update_model(first)  # a change to the returned instance is an ordinary UPDATE
+    db_session.expunge_all()
+    reread = await tickets.first_or_default(first.id)
+    assert reread is not None
+    assert (reread.note, reread.number) == ("b", first.number)
 
 
 async def test_page_can_leave_columns_unread(widgets: WidgetsTable, db_session: AsyncSession) -> None:
