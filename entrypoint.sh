@@ -45,6 +45,7 @@ case "$command" in
             --port "${PORT:-8080}" \
             --workers "${WEB_CONCURRENCY:-2}" \
             --timeout-graceful-shutdown "${GRACEFUL_SHUTDOWN_SECONDS:-20}" \
+            --ws none \
             --proxy-headers
         ;;
     worker)

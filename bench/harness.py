@@ -584,7 +584,7 @@ def main() -> int:
     }
     # entrypoint.sh's `api` command with one worker, and the application factory. Its --loop/--http are
     # uvicorn's `auto`, which picks uvloop and httptools: the image installs uvicorn[standard], as does the lock.
-    project_args = ["--factory", "app.main:create_app", "--workers", "1", "--proxy-headers"]
+    project_args = ["--factory", "app.main:create_app", "--workers", "1", "--ws", "none", "--proxy-headers"]
     # The same server for the baseline; it has no logging set-up of its own, so uvicorn's access log is
     # switched off here as the project's logging set-up switches it off there.
     baseline_args = ["--factory", "bench.baseline:create_app", "--workers", "1", "--proxy-headers"]
