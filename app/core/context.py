@@ -2,7 +2,7 @@
 
 import re
 from contextvars import ContextVar
-from uuid import uuid4
+from secrets import token_hex
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -18,4 +18,5 @@ def resolve_request_id(incoming: str | None) -> str:
     """The incoming id (X-Request-ID, or a task header) if valid, else a new one."""
     if incoming and _VALID_REQUEST_ID.fullmatch(incoming):
         return incoming
-    return uuid4().hex
+    # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID (0.7 % of a GET by id's instructions).
+    return token_hex(16)

@@ -26,6 +26,7 @@ from app.core.sentry import init_sentry
 from app.core.telemetry import configure_telemetry, fastapi_telemetry, instrument_engine
 from app.db.engine import create_engine, create_read_session_factory, create_session_factory
 from app.web.errors import register_exception_handlers
+from app.web.middleware.admission import AdmissionMiddleware
 from app.web.middleware.body_limit import BodyLimitMiddleware
 from app.web.middleware.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
 from app.web.middleware.security_headers import SecurityHeadersMiddleware
@@ -110,7 +111,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
 
     # Starlette runs the last-added middleware first, so add them innermost first.
-    # Outermost first they are: CORS -> security headers -> request context -> body limit.
+    # Outermost first they are: CORS -> security headers -> request context -> body limit -> admission.
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.MAX_CONCURRENT_REQUESTS,
+        timeout_seconds=settings.REQUEST_QUEUE_TIMEOUT_SECONDS,
+    )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts=not settings.is_local)

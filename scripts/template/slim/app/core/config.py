@@ -79,6 +79,10 @@ class Settings(BaseSettings):
         "http://localhost:8080",
     ]
     MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1)
+    # Per API process: requests served at once (the rest wait, first come first served, up to the timeout, then
+    # 503). Above DB_POOL_SIZE so the pool stays busy; sized in the README's "Performance" section.
+    MAX_CONCURRENT_REQUESTS: int = Field(default=32, ge=1)
+    REQUEST_QUEUE_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
     HEALTH_CHECK_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
 
     # Authentication
