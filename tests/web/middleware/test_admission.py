@@ -12,20 +12,24 @@ from tests.support.apps import build_app, serve
 from tests.support.problems import assert_problem
 
 held = APIRouter(prefix="/test")
-release = asyncio.Event()
 entered: list[str] = []
+release = asyncio.Event()
+arrivals = asyncio.Condition()
 
 
 @held.get("/held/{name}")
 async def held_request(name: str) -> dict[str, str]:
-    entered.append(name)
+    async with arrivals:
+        entered.append(name)
+        arrivals.notify_all()
     await release.wait()
     return {"name": name}
 
 
 @pytest.fixture
 async def one_at_a_time() -> AsyncIterator[httpx.AsyncClient]:
-    release.clear()
+    global release, arrivals
+    release, arrivals = asyncio.Event(), asyncio.Condition()  # bound to this test's event loop
     entered.clear()
     app = build_app(held, MAX_CONCURRENT_REQUESTS=1, REQUEST_QUEUE_TIMEOUT_SECONDS=0.3)
     async with serve(app) as client:
@@ -34,9 +38,8 @@ async def one_at_a_time() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def until_entered(count: int) -> None:
-    async with asyncio.timeout(5):
-        while len(entered) < count:
-            await asyncio.sleep(0.01)
+    async with asyncio.timeout(5), arrivals:
+        await arrivals.wait_for(lambda: len(entered) >= count)
 
 
 async def test_a_request_that_waits_too_long_gets_503_with_retry_after(one_at_a_time: httpx.AsyncClient) -> None:
