@@ -80,7 +80,7 @@ _HEADERS: dict[int, dict[str, Any]] = {
     429: {"Retry-After": {"description": "Seconds until the budget resets.", "schema": {"type": "integer"}}},
     503: {
         "Retry-After": {
-            "description": "Seconds to wait before retrying (sent while the database is unavailable).",
+            "description": "Seconds to wait before retrying (sent while the database is down or the server busy).",
             "schema": {"type": "integer"},
         }
     },

@@ -94,7 +94,7 @@ async def test_a_request_that_fails_inside_gives_its_slot_back() -> None:
         raise RuntimeError("the application failed")
 
     admission = AdmissionMiddleware(app, limit=1, timeout_seconds=0.1)  # type: ignore[arg-type]
-    scope = {"type": "http", "path": "/api/v1/messages", "headers": []}
+    scope = {"type": "http", "path": "/api/v1/items", "headers": []}
 
     for _ in range(3):  # with the slot leaked, the second call would wait and answer 503 instead
         with pytest.raises(RuntimeError):
