@@ -318,8 +318,9 @@ async def test_writes_read_nothing_back_that_the_model_already_holds(
 
 
 async def test_a_value_the_database_computes_is_read_back_after_a_write(
-    db_session: AsyncSession, widgets: WidgetsTable, statements: list[str]
+    db_session: AsyncSession, statements: list[str]
 ) -> None:
+    await _create_test_tables(db_session)
     badges = BadgesTable(db_session)
     statements.clear()
 
@@ -335,8 +336,9 @@ async def test_a_value_the_database_computes_is_read_back_after_a_write(
 
 
 async def test_an_insert_reads_back_what_the_database_fills_in_and_leaves_the_row_in_the_session(
-    db_session: AsyncSession, widgets: WidgetsTable, statements: list[str]
+    db_session: AsyncSession, statements: list[str]
 ) -> None:
+    await _create_test_tables(db_session)
     tickets = TicketsTable(db_session)
     statements.clear()
 
