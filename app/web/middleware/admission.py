@@ -4,8 +4,8 @@ Under load above what the process can serve, requests queue somewhere. Inside th
 what it has built so far (the request, its dependencies, its session, its task waiting for a pooled connection):
 some 36 KB apiece, so 256 waiting requests cost the process about 9 MB, and the allocator keeps most of it after
 the load is gone. Waiting here, a request holds only what the middleware outside this one built (about 8 KB).
-The limit is well above the database pool (MAX_CONCURRENT_REQUESTS, README "Performance"), so the pool never
-idles while requests wait.
+The limit is well above the database pool (MAX_CONCURRENT_REQUESTS 32 against DB_POOL_SIZE 10 by default), so
+the pool never idles while requests wait.
 
 A request that is not let in within `timeout_seconds` gets 503 with Retry-After, like one that gets no database
 connection in time (app/web/errors.py). Paths under `exempt_prefix` (the health probes) never wait: an orchestrator
@@ -60,8 +60,9 @@ class AdmissionMiddleware:
         return True
 
     def _warn(self) -> None:
-        if time.monotonic() - self._warned_at >= WARNING_INTERVAL_SECONDS:
-            self._warned_at = time.monotonic()
+        now = time.monotonic()
+        if now - self._warned_at >= WARNING_INTERVAL_SECONDS:
+            self._warned_at = now
             logger.warning(
                 "{} requests are being served and others waited over {} s: answering 503 (MAX_CONCURRENT_REQUESTS)",
                 self.limit,

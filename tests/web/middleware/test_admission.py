@@ -34,7 +34,7 @@ async def one_at_a_time() -> AsyncIterator[httpx.AsyncClient]:
     app = build_app(held, MAX_CONCURRENT_REQUESTS=1, REQUEST_QUEUE_TIMEOUT_SECONDS=0.3)
     async with serve(app) as client:
         yield client
-    release.set()
+        release.set()  # a request still held (a test that failed early) ends before the app shuts down
 
 
 async def until_entered(count: int) -> None:

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     DB_NAME: str = "app"
     DB_USERNAME: str = "postgres"
     DB_PASSWORD: SecretStr = SecretStr("")
-    # Per process (API worker or Celery worker process); sized in the README's "Performance" section.
+    # Per process (API worker or Celery worker process); sized in the README's "Connection budget" (Deploy).
     DB_POOL_SIZE: int = Field(default=10, ge=1)
     DB_MAX_OVERFLOW: int = Field(default=0, ge=0)
     DB_POOL_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     ]
     MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1)
     # Per API process: requests served at once (the rest wait, first come first served, up to the timeout, then
-    # 503). Above DB_POOL_SIZE so the pool stays busy; sized in the README's "Performance" section.
+    # 503). Above DB_POOL_SIZE so the pool stays busy (app/web/middleware/admission.py).
     MAX_CONCURRENT_REQUESTS: int = Field(default=32, ge=1)
     REQUEST_QUEUE_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
     HEALTH_CHECK_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
